@@ -1,0 +1,36 @@
+"""The registry: for each command type, the topic of the service that owns it, its args and its result."""
+
+from dataclasses import dataclass
+
+from switchboard.contracts import call_control, contacts, leads, persona
+from switchboard.contracts.base import Contract
+from switchboard.contracts.topics import Topic
+from switchboard.contracts.types import CommandType
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    type: CommandType
+    topic: Topic
+    args: type[Contract]
+    result: type[Contract]
+
+
+OPERATIONS: dict[CommandType, Operation] = {
+    op.type: op
+    for op in (
+        Operation(CommandType.transfer_call, Topic.call_control_commands, call_control.TransferCall, call_control.TransferResult),
+        Operation(CommandType.hangup_call, Topic.call_control_commands, call_control.HangupCall, call_control.HangupResult),
+        Operation(CommandType.lookup_contact, Topic.contacts_commands, contacts.LookupContact, contacts.ContactLookup),
+        Operation(CommandType.create_lead, Topic.leads_commands, leads.CreateLead, leads.LeadCreated),
+        Operation(CommandType.is_office_open, Topic.persona_commands, persona.IsOfficeOpen, persona.OfficeStatus),
+        Operation(CommandType.check_user_availability, Topic.persona_commands, persona.CheckUserAvailability, persona.Availability),
+        Operation(CommandType.list_tools, Topic.persona_commands, persona.ListTools, persona.PersonaTools),
+        Operation(CommandType.resolve_transfer, Topic.persona_commands, persona.ResolveTransfer, persona.TransferDestination),
+        Operation(CommandType.run_api_request, Topic.persona_commands, persona.RunApiRequest, persona.ApiResponse),
+    )
+}
+
+
+def operations_of(topic: Topic) -> dict[CommandType, Operation]:
+    return {t: op for t, op in OPERATIONS.items() if op.topic is topic}

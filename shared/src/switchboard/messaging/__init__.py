@@ -1,0 +1,34 @@
+"""Messaging: request/reply over Kafka, the command-consumer runtime, events, and an in-memory bus."""
+
+from switchboard.messaging.errors import (
+    Busy,
+    Conflict,
+    DomainError,
+    InvalidArgument,
+    NotFound,
+    Refused,
+    RequestError,
+    RequestFailed,
+    RequestTimeout,
+    StoreUnavailable,
+    Unavailable,
+)
+from switchboard.messaging.processor import CommandProcessor, Handler, Outcome, Processed
+
+__all__ = [
+    "Busy",
+    "CommandProcessor",
+    "Conflict",
+    "DomainError",
+    "Handler",
+    "InvalidArgument",
+    "NotFound",
+    "Outcome",
+    "Processed",
+    "Refused",
+    "RequestError",
+    "RequestFailed",
+    "RequestTimeout",
+    "StoreUnavailable",
+    "Unavailable",
+]

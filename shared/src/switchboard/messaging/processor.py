@@ -1,0 +1,142 @@
+"""The transport-free heart of the command-consumer runtime: one command in, at most one reply out.
+
+Order of checks, each one before any side effect:
+decode and validate -> drop if past the deadline -> claim the command id (or return the stored
+reply) -> run the handler -> store the reply. Kafka (consumer.py) and the in-memory bus
+(memory.py) both drive this same class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
+from pymongo.errors import ConnectionFailure
+
+from switchboard.contracts import OPERATIONS, Command, CommandType, Contract, ErrorCode, Reply, utcnow
+from switchboard.messaging.errors import DomainError, StoreUnavailable
+from switchboard.messaging.idempotency import ProcessedCommands, wait_for_reply
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Command[Any]], Awaitable[Contract]]
+
+UNAVAILABLE_MESSAGE = "The service is temporarily unavailable; try again in a moment."
+
+
+class Outcome(StrEnum):
+    handled = "handled"
+    failed = "failed"
+    duplicate = "duplicate"
+    expired = "expired"
+    in_progress = "in_progress"
+    poison = "poison"
+
+
+@dataclass(frozen=True)
+class Processed:
+    outcome: Outcome
+    command: Command[Any] | None = None
+    reply: Reply | None = None
+    dead_letter_reason: str | None = None
+
+    @property
+    def reply_to(self) -> str | None:
+        return self.command.reply_to if self.command else None
+
+
+class CommandProcessor:
+    def __init__(
+        self,
+        service: str,
+        handlers: Mapping[CommandType, Handler],
+        processed: ProcessedCommands,
+        *,
+        retry_interval: float = 0.1,
+    ) -> None:
+        self.service = service
+        self._handlers = dict(handlers)
+        self._processed = processed
+        self._retry_interval = retry_interval
+
+    @property
+    def command_types(self) -> frozenset[CommandType]:
+        return frozenset(self._handlers)
+
+    def decode(self, value: bytes) -> Command[Any] | Processed:
+        """The typed command, or a Processed saying why it is poison (or invalid, with a reply)."""
+        try:
+            raw = json.loads(value)
+            command_type = CommandType(raw["type"])
+        except (ValueError, KeyError, TypeError) as e:
+            return Processed(Outcome.poison, dead_letter_reason=f"undecodable command: {e}")
+        if command_type not in self._handlers:
+            return Processed(Outcome.poison, dead_letter_reason=f"{self.service} does not handle {command_type}")
+        model = Command[OPERATIONS[command_type].args]
+        try:
+            return model.model_validate(raw)
+        except ValidationError as e:
+            if all(err["loc"] and err["loc"][0] == "args" for err in e.errors()):
+                return self._invalid_args(e, raw)
+            return Processed(Outcome.poison, dead_letter_reason=f"invalid envelope: {e.errors()[:3]}")
+
+    def _invalid_args(self, error: ValidationError, raw: dict[str, Any]) -> Processed:
+        """A well-formed envelope whose args fail validation gets an invalid_argument reply."""
+        try:
+            envelope = Command[Any].model_validate({**raw, "args": {}})
+        except ValidationError:
+            return Processed(Outcome.poison, dead_letter_reason=f"invalid envelope: {error.errors()[:3]}")
+        fields = ", ".join(".".join(str(p) for p in err["loc"][1:]) or "args" for err in error.errors())
+        reply = Reply.failure(envelope, ErrorCode.invalid_argument, f"Invalid arguments: {fields}.")
+        return Processed(Outcome.failed, command=envelope, reply=reply)
+
+    async def process(self, value: bytes) -> Processed:
+        decoded = self.decode(value)
+        if isinstance(decoded, Processed):
+            return decoded
+        command = decoded
+        while True:
+            if command.expired():
+                return Processed(Outcome.expired, command=command)
+            try:
+                return await self._process(command)
+            except StoreUnavailable as e:
+                log.warning("store unavailable for %s %s: %s; retrying", command.type, command.command_id, e)
+                await asyncio.sleep(self._retry_interval)
+
+    async def _process(self, command: Command[Any]) -> Processed:
+        stored = await self._processed.claim(command)
+        if stored is not None:
+            if stored.reply is not None:
+                return Processed(Outcome.duplicate, command=command, reply=stored.reply)
+            reply = await wait_for_reply(self._processed, command.command_id, until=command.deadline)
+            if reply is None:
+                return Processed(Outcome.in_progress, command=command)
+            return Processed(Outcome.duplicate, command=command, reply=reply)
+
+        dead_letter_reason = None
+        outcome = Outcome.failed
+        try:
+            result = await self._handlers[command.type](command)
+            reply = Reply.success(command, result)
+            outcome = Outcome.handled
+        except DomainError as e:
+            reply = Reply.failure(command, e.code, e.message)
+        except (ConnectionFailure, StoreUnavailable) as e:
+            log.warning("%s failed on its store: %s", command.type, e)
+            reply = Reply.failure(command, ErrorCode.unavailable, UNAVAILABLE_MESSAGE)
+        except Exception as e:
+            log.exception("handler for %s failed on command %s", command.type, command.command_id)
+            reply = Reply.failure(command, ErrorCode.internal, "The service failed to process this request.")
+            dead_letter_reason = f"handler raised {type(e).__name__}: {e}"
+        try:
+            await self._processed.complete(command, reply)
+        except StoreUnavailable as e:
+            log.warning("could not store the reply of %s: %s", command.command_id, e)
+        return Processed(outcome, command=command, reply=reply, dead_letter_reason=dead_letter_reason)

@@ -1,0 +1,49 @@
+"""MongoDB access shared by the services: one client per process, indexes created at start-up.
+
+Correctness may rely only on inserts into unique indexes (DESIGN.md section 4): the embedded store,
+FerretDB, applies updates as read-then-write without a lock.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+__all__ = ["DuplicateKeyError", "IndexSpec", "connect", "ensure_indexes"]
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    collection: str
+    keys: list[tuple[str, int]]
+    unique: bool = False
+    name: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def model(self) -> IndexModel:
+        kwargs: dict[str, Any] = {"unique": self.unique, **self.options}
+        if self.name:
+            kwargs["name"] = self.name
+        return IndexModel(self.keys, **kwargs)
+
+
+def connect(uri: str, *, app_name: str) -> AsyncMongoClient:
+    """A client for the process. It connects lazily, on first use."""
+    return AsyncMongoClient(
+        uri,
+        appname=app_name,
+        tz_aware=True,
+        serverSelectionTimeoutMS=5000,
+        connectTimeoutMS=3000,
+    )
+
+
+async def ensure_indexes(db: AsyncDatabase, specs: Iterable[IndexSpec]) -> None:
+    by_collection: dict[str, list[IndexModel]] = {}
+    for spec in specs:
+        by_collection.setdefault(spec.collection, []).append(spec.model())
+    for collection, models in by_collection.items():
+        await db[collection].create_indexes(models)

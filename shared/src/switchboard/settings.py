@@ -1,0 +1,48 @@
+"""The settings base every process subclasses, with its own env prefix for its own fields.
+
+Connection settings are shared by all processes and read from `SWITCHBOARD_*` whatever the prefix,
+so one environment (a shell, compose, CI) wires the whole system.
+"""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SwitchboardSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:19092",
+        validation_alias="SWITCHBOARD_KAFKA_BOOTSTRAP",
+        description="Kafka bootstrap servers, comma-separated host:port.",
+    )
+    mongo_uri: str = Field(
+        default="mongodb://127.0.0.1:27117",
+        validation_alias="SWITCHBOARD_MONGO_URI",
+        description="MongoDB (or MongoDB-wire-compatible) connection string.",
+    )
+    topic_prefix: str = Field(
+        default="",
+        validation_alias="SWITCHBOARD_TOPIC_PREFIX",
+        description="Prepended to every topic name; lets several systems (or test runs) share one broker.",
+    )
+    kafka_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        validation_alias="SWITCHBOARD_KAFKA_REPLICATION_FACTOR",
+        description="Replication factor of the topics the system creates (3 on a production cluster).",
+    )
+    log_level: str = Field(default="INFO", validation_alias="SWITCHBOARD_LOG_LEVEL")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="OTLP/HTTP endpoint; traces and metrics are exported there when set.",
+    )
+    otel_file: str | None = Field(
+        default=None,
+        validation_alias="SWITCHBOARD_OTEL_FILE",
+        description="Also append finished spans as JSON lines to this file (tests, local debugging).",
+    )
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
