@@ -1,0 +1,22 @@
+.PHONY: run test infra-up infra-down infra-status infra-reset bench
+
+run:            ## Install everything, start Kafka, the database, every service and the gateway
+	scripts/run
+
+test:           ## Install everything, start the real servers, run all tests
+	scripts/test
+
+infra-up:
+	scripts/infra up
+
+infra-down:
+	scripts/infra down
+
+infra-status:
+	scripts/infra status
+
+infra-reset:
+	scripts/infra reset
+
+bench:
+	scripts/uv run --frozen python -m bench

@@ -1,0 +1,1 @@
+"""Test support shared by every member's tests: the real servers, and per-test isolation on them."""

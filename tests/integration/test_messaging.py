@@ -1,0 +1,176 @@
+"""The messaging kernel on the real Kafka and the real database (FerretDB natively, or containers)."""
+
+import asyncio
+import json
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+from aiokafka import TopicPartition
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from switchboard.contracts import CallContext, Command, CommandType, ErrorCode, Topic
+from switchboard.contracts.persona import Availability, CheckUserAvailability
+from switchboard.messaging import CommandProcessor, NotFound, RequestFailed, RequestTimeout, kafka
+from switchboard.messaging.consumer import CommandConsumer
+from switchboard.messaging.idempotency import INDEXES, MongoProcessedCommands
+from switchboard.messaging.requester import KafkaRequester, build_command
+from switchboard.mongo import ensure_indexes
+
+pytestmark = pytest.mark.integration
+
+SPANS = InMemorySpanExporter()
+if not isinstance(trace.get_tracer_provider(), TracerProvider):
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(SPANS))
+    trace.set_tracer_provider(provider)
+
+
+def context(call_id: str | None = None) -> CallContext:
+    return CallContext(account_id="acc-1", persona_id="per-1", call_id=call_id or f"call-{uuid4().hex[:8]}")
+
+
+class Service:
+    """A minimal persona-like service whose one side effect is a document per handled command."""
+
+    def __init__(self, db) -> None:
+        self.effects = db["effects"]
+        self.trace_ids: list[int] = []
+
+    async def check(self, command: Command[CheckUserAvailability]) -> Availability:
+        self.trace_ids.append(trace.get_current_span().get_span_context().trace_id)
+        if command.args.user_id == "ghost":
+            raise NotFound("There is no user 'ghost' in this account.")
+        await self.effects.insert_one({"command_id": command.command_id, "user_id": command.args.user_id})
+        return Availability(user_id=command.args.user_id, name=f"User {command.args.user_id}", available=True, dnd=False)
+
+
+@pytest.fixture
+async def service(settings, database):
+    await ensure_indexes(database, INDEXES)
+    svc = Service(database)
+    processor = CommandProcessor(
+        "persona", {CommandType.check_user_availability: svc.check}, MongoProcessedCommands(database)
+    )
+    consumer = CommandConsumer(settings, Topic.persona_commands, processor)
+    await consumer.start()
+    yield svc
+    await consumer.stop()
+
+
+@pytest.fixture
+async def requester(settings, service):
+    requester = KafkaRequester(settings)
+    await requester.start()
+    yield requester
+    await requester.stop()
+
+
+async def test_round_trip_returns_the_typed_result(requester, service) -> None:
+    result = await requester.request(
+        CommandType.check_user_availability, context(), CheckUserAvailability(user_id="u1"), timeout=15
+    )
+    assert result == Availability(user_id="u1", name="User u1", available=True, dnd=False)
+    assert await service.effects.count_documents({}) == 1
+
+
+async def test_business_error_comes_back_as_code_and_sentence(requester) -> None:
+    with pytest.raises(RequestFailed) as failed:
+        await requester.request(
+            CommandType.check_user_availability, context(), CheckUserAvailability(user_id="ghost"), timeout=15
+        )
+    assert failed.value.error.code is ErrorCode.not_found
+
+
+async def test_redelivered_command_gives_one_side_effect_and_the_same_reply(requester, service) -> None:
+    command = build_command(
+        CommandType.check_user_availability,
+        context(),
+        CheckUserAvailability(user_id="u2"),
+        timeout=15,
+        reply_to=requester.reply_topic,
+    )
+    replies = [await requester.send(command) for _ in range(3)]
+    assert replies[0] == replies[1] == replies[2]
+    assert await service.effects.count_documents({"command_id": command.command_id}) == 1
+
+
+async def test_expired_command_has_no_side_effect(settings, requester, service) -> None:
+    command = build_command(
+        CommandType.check_user_availability,
+        context(),
+        CheckUserAvailability(user_id="late"),
+        timeout=0.001,
+        reply_to=requester.reply_topic,
+    )
+    await asyncio.sleep(0.01)
+    with pytest.raises(RequestTimeout):
+        await requester.send(command)
+    # A later command on the same call is handled, so the expired one was consumed and dropped.
+    await requester.request(
+        CommandType.check_user_availability, context(command.call_id), CheckUserAvailability(user_id="u3"), timeout=15
+    )
+    assert await service.effects.count_documents({"user_id": "late"}) == 0
+
+
+async def test_two_requesters_each_get_only_their_own_replies(settings, service) -> None:
+    first, second = KafkaRequester(settings), KafkaRequester(settings)
+    await asyncio.gather(first.start(), second.start())
+    try:
+
+        async def ask(requester: KafkaRequester, user_id: str) -> str:
+            result = await requester.request(
+                CommandType.check_user_availability, context(), CheckUserAvailability(user_id=user_id), timeout=15
+            )
+            return result.user_id
+
+        asked = [(first if i % 2 else second, f"u{i}") for i in range(40)]
+        answers = await asyncio.gather(*(ask(r, u) for r, u in asked))
+        assert answers == [u for _, u in asked]
+        assert first.pending == second.pending == 0
+    finally:
+        await asyncio.gather(first.stop(), second.stop())
+
+
+async def test_poison_message_is_dead_lettered_and_the_consumer_goes_on(settings, requester, service) -> None:
+    producer = kafka.producer(settings, client_id="poison")
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic(Topic.persona_commands), b"{not json", key=b"call-x")
+    finally:
+        await producer.stop()
+    result = await requester.request(
+        CommandType.check_user_availability, context("call-x"), CheckUserAvailability(user_id="u4"), timeout=15
+    )
+    assert result.user_id == "u4"
+
+    consumer = kafka.consumer(settings, group_id=None, client_id="dlq-reader")
+    await consumer.start()
+    try:
+        tp = TopicPartition(settings.topic(Topic.persona_commands.dead_letter), 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        records = (await consumer.getmany(tp, timeout_ms=5000))[tp]
+    finally:
+        await consumer.stop()
+    assert [r.value for r in records] == [b"{not json"]
+    assert dict(records[0].headers)["dead_letter_reason"].startswith(b"undecodable")
+
+
+async def test_trace_is_continuous_from_requester_to_handler(requester, service) -> None:
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("tool call") as root:
+        await requester.request(
+            CommandType.check_user_availability, context(), CheckUserAvailability(user_id="u5"), timeout=15
+        )
+    trace_id = root.get_span_context().trace_id
+    assert service.trace_ids[-1] == trace_id
+    spans = {s.name: s for s in SPANS.get_finished_spans() if s.context.trace_id == trace_id}
+    publish = next(s for name, s in spans.items() if name.endswith("persona.commands publish"))
+    process = next(s for name, s in spans.items() if name.endswith("persona.commands process"))
+    assert publish.parent.span_id == root.get_span_context().span_id
+    assert process.parent.span_id == publish.context.span_id
+    assert json.dumps(dict(process.attributes)).count("acc-1") == 1
