@@ -168,7 +168,12 @@ async def test_trace_is_continuous_from_requester_to_handler(requester, service)
         )
     trace_id = root.get_span_context().trace_id
     assert service.trace_ids[-1] == trace_id
-    spans = {s.name: s for s in SPANS.get_finished_spans() if s.context.trace_id == trace_id}
+    # The service ends its span just after sending the reply, so it may finish a moment later.
+    for _ in range(100):
+        spans = {s.name: s for s in SPANS.get_finished_spans() if s.context.trace_id == trace_id}
+        if any(name.endswith("process") for name in spans):
+            break
+        await asyncio.sleep(0.02)
     publish = next(s for name, s in spans.items() if name.endswith("persona.commands publish"))
     process = next(s for name, s in spans.items() if name.endswith("persona.commands process"))
     assert publish.parent.span_id == root.get_span_context().span_id

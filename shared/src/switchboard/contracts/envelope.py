@@ -37,6 +37,11 @@ class CallContext(Contract):
     persona_id: str = Field(pattern=IDENTIFIER)
     call_id: str = Field(pattern=IDENTIFIER)
     caller_id_number: str | None = Field(default=None, max_length=64)
+    region: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{2}$",
+        description="The account's country (ISO 3166 alpha-2): how national phone numbers are read.",
+    )
 
 
 class Command(Contract, Generic[ArgsT]):
@@ -46,6 +51,7 @@ class Command(Contract, Generic[ArgsT]):
     persona_id: str = Field(pattern=IDENTIFIER)
     call_id: str = Field(pattern=IDENTIFIER)
     caller_id_number: str | None = Field(default=None, max_length=64)
+    region: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     args: ArgsT
     deadline: AwareDatetime
     reply_to: str = Field(min_length=1, max_length=249)
@@ -78,6 +84,7 @@ class Command(Contract, Generic[ArgsT]):
             persona_id=self.persona_id,
             call_id=self.call_id,
             caller_id_number=self.caller_id_number,
+            region=self.region,
         )
 
     def expired(self, now: datetime | None = None) -> bool:

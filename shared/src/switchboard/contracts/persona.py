@@ -100,6 +100,8 @@ CustomToolSpec = Annotated[
 class PersonaTools(Contract):
     persona_id: str
     persona_name: str
+    account_country: str = Field(pattern=r"^[A-Z]{2}$", description="How national phone numbers are read.")
+    account_timezone: str
     custom_tools: list[CustomToolSpec]
 
 
