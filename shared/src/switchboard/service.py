@@ -28,7 +28,7 @@ import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -56,6 +56,11 @@ class ServiceSettings(SwitchboardSettings):
         default=10_000, ge=1000, description="Kafka consumer session timeout: how soon a dead replica's partitions move."
     )
     instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    admin_token: SecretStr | None = Field(
+        default=None,
+        validation_alias="SWITCHBOARD_ADMIN_TOKEN",
+        description="Bearer token of the admin APIs (the Portal's back end); without one they refuse everything.",
+    )
 
 
 class Component(Protocol):
