@@ -1,0 +1,1 @@
+"""leads-svc: leads and their cases, one lead per caller number and account."""

@@ -1,0 +1,40 @@
+"""The command handler of leads-svc: `create_lead`."""
+
+from __future__ import annotations
+
+from leads_svc.model import identify_caller, new_case, new_lead, now_ms
+from leads_svc.outbox import LeadEvents
+from leads_svc.repository import Cases, Leads
+from switchboard.contracts import Command
+from switchboard.contracts.leads import CreateLead, LeadCreated
+from switchboard.messaging import InvalidArgument
+
+
+async def create_lead(command: Command[CreateLead], *, leads: Leads, cases: Cases, events: LeadEvents) -> LeadCreated:
+    """Adds a case to the caller's lead, creating the lead on the caller's first call.
+
+    The lead insert decides which of concurrent first calls creates the lead; the case insert, keyed
+    by the command id, makes a redelivery find the case it already added. The answer is rebuilt
+    from the stored documents, so a repeat of a command answers what its first run answered.
+    """
+    name = command.args.name.strip()
+    intent = command.args.intent.strip()
+    if not name:
+        raise InvalidArgument("The name is blank; ask the caller for their name and call create_lead again.")
+    if not intent:
+        raise InvalidArgument("The intent is blank; give in one sentence why the caller is calling.")
+    caller = identify_caller(command.caller_id_number, command.region)
+    created_at = now_ms()
+
+    lead, lead_inserted = await leads.add(new_lead(command, caller, name, created_at))
+    case, case_inserted = await cases.add(new_case(command, lead.id, name, intent, created_at))
+    if lead_inserted:
+        await events.lead_created(lead)
+    if case_inserted:
+        await events.case_created(case)
+    return LeadCreated(
+        lead_id=lead.id,
+        case_id=case.id,
+        lead_existed=lead.command_id != command.command_id,
+        deduplicable=lead.deduplicable,
+    )

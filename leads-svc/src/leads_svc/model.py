@@ -1,0 +1,145 @@
+"""Leads and cases as leads-svc stores them, and how a caller is recognised.
+
+A lead is a caller of an account, recognised by their number in E.164 form; each `create_lead`
+adds one case to it. The lead is written once, by the command that created it; whatever changes
+from call to call (name as given, intent, classification, summary, notes) lives on the cases.
+Nothing on a lead is a counter or a "last case" pointer: those are read from the cases, because an
+update is not safe under concurrency on the embedded store (DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pydantic import BaseModel, ConfigDict, Field
+
+from switchboard.contracts import Command, utcnow
+from switchboard.contracts.leads import Classification, CreateLead
+from switchboard.phone import InvalidPhoneNumber, to_e164
+
+
+def new_id() -> str:
+    """24 hex digits that sort roughly by creation time: the order of the paged admin lists."""
+    return str(ObjectId())
+
+
+def now_ms() -> datetime:
+    """Now, at the millisecond precision the database keeps, so a stored time reads back unchanged."""
+    now = utcnow()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who called, as far as the call context tells.
+
+    `phone_e164` is set when the caller id reads as a valid phone number of the account's country
+    (or an international one): only then can calls be matched to one lead. An unreadable caller id
+    (anonymous, an extension, garbage) is kept as given in `caller_id`, for people to read, and the
+    lead is not de-duplicable, exactly like a call without a caller id.
+    """
+
+    phone_e164: str | None
+    caller_id: str | None
+
+    @property
+    def deduplicable(self) -> bool:
+        return self.phone_e164 is not None
+
+
+def identify_caller(caller_id_number: str | None, region: str | None) -> Caller:
+    text = (caller_id_number or "").strip()
+    if not text:
+        return Caller(phone_e164=None, caller_id=None)
+    try:
+        return Caller(phone_e164=to_e164(text, region), caller_id=None)
+    except InvalidPhoneNumber:
+        return Caller(phone_e164=None, caller_id=text)
+
+
+def match_key(caller: Caller, command_id: str) -> str:
+    """The value unique per account that decides "same lead".
+
+    A phone number for a de-duplicable caller; otherwise the creating command's id, so that every
+    such command gets its own lead and a redelivery of it still finds that one lead.
+    """
+    return caller.phone_e164 if caller.phone_e164 else f"command:{command_id}"
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    id: str = Field(alias="_id")
+    account_id: str
+    created_at: datetime
+    event_published: bool = False
+
+    def document(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True)
+
+
+class Lead(Record):
+    match_key: str
+    phone_e164: str | None
+    caller_id: str | None
+    deduplicable: bool
+    name: str
+    classification: Classification
+    persona_id: str
+    call_id: str
+    command_id: str = Field(description="The create_lead command that created the lead.")
+
+
+class Case(Record):
+    lead_id: str
+    command_id: str
+    persona_id: str
+    call_id: str
+    name: str
+    intent: str
+    classification: Classification
+    summary: str | None
+    notes: str | None
+
+
+def _text(value: str | None) -> str | None:
+    stripped = value.strip() if value is not None else None
+    return stripped or None
+
+
+def new_lead(command: Command[CreateLead], caller: Caller, name: str, created_at: datetime) -> Lead:
+    return Lead(
+        id=new_id(),
+        account_id=command.account_id,
+        created_at=created_at,
+        match_key=match_key(caller, command.command_id),
+        phone_e164=caller.phone_e164,
+        caller_id=caller.caller_id,
+        deduplicable=caller.deduplicable,
+        name=name,
+        classification=command.args.classification,
+        persona_id=command.persona_id,
+        call_id=command.call_id,
+        command_id=command.command_id,
+    )
+
+
+def new_case(command: Command[CreateLead], lead_id: str, name: str, intent: str, created_at: datetime) -> Case:
+    args = command.args
+    return Case(
+        id=new_id(),
+        account_id=command.account_id,
+        created_at=created_at,
+        lead_id=lead_id,
+        command_id=command.command_id,
+        persona_id=command.persona_id,
+        call_id=command.call_id,
+        name=name,
+        intent=intent,
+        classification=args.classification,
+        summary=_text(args.summary),
+        notes=_text(args.notes),
+    )
