@@ -125,3 +125,15 @@ async def test_handler_bug_replies_internal_error_and_dead_letters(processor: Co
     assert processed.reply.error.code is ErrorCode.internal
     assert "bug" not in processed.reply.error.message
     assert processed.dead_letter_reason and "RuntimeError" in processed.dead_letter_reason
+
+
+async def test_a_command_id_reused_by_another_account_is_refused_without_running_the_handler(
+    processor: CommandProcessor, users: Users
+) -> None:
+    first = command("u1")
+    await processor.process(first.model_dump_json().encode())
+    other = first.model_copy(update={"account_id": "acc-2"})
+    processed = await processor.process(other.model_dump_json().encode())
+    assert processed.reply is not None and processed.reply.error is not None
+    assert processed.reply.error.code is ErrorCode.conflict
+    assert users.calls == 1

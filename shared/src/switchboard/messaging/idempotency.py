@@ -29,6 +29,7 @@ INDEXES = [IndexSpec(COLLECTION, [("account_id", 1), ("claimed_at", -1)], name="
 class StoredCommand:
     command_id: str
     reply: Reply | None
+    account_id: str | None = None
 
 
 class ProcessedCommands(Protocol):
@@ -81,7 +82,7 @@ class MongoProcessedCommands:
         if doc is None:
             return None
         reply = Reply.model_validate(doc["reply"]) if doc.get("reply") else None
-        return StoredCommand(command_id, reply)
+        return StoredCommand(command_id, reply, doc.get("account_id"))
 
 
 class InMemoryProcessedCommands:
@@ -89,13 +90,15 @@ class InMemoryProcessedCommands:
 
     def __init__(self) -> None:
         self._replies: dict[str, Reply | None] = {}
+        self._accounts: dict[str, str] = {}
         self._lock = asyncio.Lock()
 
     async def claim(self, command: Command[Any]) -> StoredCommand | None:
         async with self._lock:
             if command.command_id in self._replies:
-                return StoredCommand(command.command_id, self._replies[command.command_id])
+                return await self.get(command.command_id)
             self._replies[command.command_id] = None
+            self._accounts[command.command_id] = command.account_id
             return None
 
     async def complete(self, command: Command[Any], reply: Reply) -> None:
@@ -104,7 +107,7 @@ class InMemoryProcessedCommands:
     async def get(self, command_id: str) -> StoredCommand | None:
         if command_id not in self._replies:
             return None
-        return StoredCommand(command_id, self._replies[command_id])
+        return StoredCommand(command_id, self._replies[command_id], self._accounts.get(command_id))
 
 
 async def wait_for_reply(

@@ -92,8 +92,10 @@ class CommandProcessor:
             envelope = Command[Any].model_validate({**raw, "args": {}})
         except ValidationError:
             return Processed(Outcome.poison, dead_letter_reason=f"invalid envelope: {error.errors()[:3]}")
-        fields = ", ".join(".".join(str(p) for p in err["loc"][1:]) or "args" for err in error.errors())
-        reply = Reply.failure(envelope, ErrorCode.invalid_argument, f"Invalid arguments: {fields}.")
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'][1:]) or 'arguments'}: {err['msg']}" for err in error.errors()[:5]
+        )
+        reply = Reply.failure(envelope, ErrorCode.invalid_argument, f"Invalid arguments: {problems}.")
         return Processed(Outcome.failed, command=envelope, reply=reply)
 
     async def process(self, value: bytes) -> Processed:
@@ -112,6 +114,13 @@ class CommandProcessor:
 
     async def _process(self, command: Command[Any]) -> Processed:
         stored = await self._processed.claim(command)
+        if stored is not None and stored.account_id not in (None, command.account_id):
+            log.warning("command id %s reused by another account; refused", command.command_id)
+            return Processed(
+                Outcome.failed,
+                command=command,
+                reply=Reply.failure(command, ErrorCode.conflict, "This command id was already used."),
+            )
         if stored is not None:
             if stored.reply is not None:
                 return Processed(Outcome.duplicate, command=command, reply=stored.reply)
