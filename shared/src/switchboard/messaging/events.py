@@ -108,10 +108,7 @@ class EventConsumer:
         else:
             self._consumer = kafka.consumer(self._settings, group_id=None, client_id=self._client_id)
             await self._consumer.start()
-            await self._consumer.topics()
-            partitions = [
-                TopicPartition(self._topic, p) for p in sorted(self._consumer.partitions_for_topic(self._topic) or [])
-            ]
+            partitions = [TopicPartition(self._topic, p) for p in await kafka.partitions_of(self._settings, self._topic)]
             self._consumer.assign(partitions)
             await self._consumer.seek_to_end(*partitions)
             for tp in partitions:

@@ -90,6 +90,19 @@ async def ensure_topics(settings: SwitchboardSettings, specs: list[TopicSpec]) -
         await admin.close()
 
 
+async def partitions_of(settings: SwitchboardSettings, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="switchboard-admin")
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    for entry in described:
+        if entry["topic"] == topic and entry["error_code"] == 0:
+            return sorted(p["partition"] for p in entry["partitions"])
+    raise RuntimeError(f"Kafka topic {topic!r} does not exist")
+
+
 async def delete_topics(settings: SwitchboardSettings, names: list[str]) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="switchboard-admin")
     await admin.start()

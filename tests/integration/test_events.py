@@ -1,0 +1,48 @@
+"""Events on the real Kafka: a reader without a group sees every event published after it started."""
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from switchboard.contracts import Contract, Topic
+from switchboard.contracts.persona import PersonaUpdated, UserDndChanged
+from switchboard.messaging import kafka
+from switchboard.messaging.events import EventConsumer, KafkaEventPublisher
+
+pytestmark = pytest.mark.integration
+
+
+async def test_every_groupless_reader_sees_every_event_and_skips_unknown_ones(settings) -> None:
+    seen: list[list[Contract]] = [[], []]
+
+    def collect(into: list[Contract]):
+        async def handle(event: Contract) -> None:
+            into.append(event)
+
+        return handle
+
+    readers = [
+        EventConsumer(settings, Topic.persona_events, [PersonaUpdated], collect(seen[i]), group_id=None, client_id=f"r{i}")
+        for i in range(2)
+    ]
+    for reader in readers:
+        await reader.start()
+    producer = kafka.producer(settings, client_id="events-test")
+    await producer.start()
+    try:
+        publisher = KafkaEventPublisher(settings, producer)
+        now = datetime.now(UTC)
+        await publisher.publish(Topic.persona_events, UserDndChanged(account_id="a", user_id="u", dnd=True, changed_at=now), key="a")
+        for i in range(5):
+            await publisher.publish(Topic.persona_events, PersonaUpdated(account_id=f"a{i}", persona_id="p", updated_at=now), key=f"a{i}")
+        for _ in range(250):
+            if all(len(s) == 5 for s in seen):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await producer.stop()
+        for reader in readers:
+            await reader.stop()
+    for events in seen:
+        assert sorted(e.account_id for e in events) == [f"a{i}" for i in range(5)]
