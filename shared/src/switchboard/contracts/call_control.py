@@ -69,6 +69,11 @@ class CallStarted(Contract):
     persona_id: str | None = Field(default=None, pattern=IDENTIFIER)
     caller_number: str | None = Field(default=None, max_length=64)
     called_number: str | None = Field(default=None, max_length=64)
+    channel_id: str | None = Field(
+        default=None,
+        pattern=IDENTIFIER,
+        description="The PBX's own handle on the call (e.g. an Asterisk channel id) when it differs from call_id.",
+    )
     started_at: AwareDatetime | None = None
 
 

@@ -1,0 +1,137 @@
+"""The call registry in MongoDB (database `call_control`).
+
+Races are decided by inserts into unique indexes only (DESIGN.md section 4): a call's start and its
+end are one insert each per `(account_id, call_id)`; an action on a call claims
+`(account_id, call_id, attempt)`. The one update here, `finish_action`, is made by the claimant
+alone. Every query filters by account.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pymongo.asynchronous.database import AsyncDatabase
+from switchboard.contracts import utcnow
+from switchboard.mongo import DuplicateKeyError, IndexSpec
+
+from call_control_svc.destinations import DestinationRules
+from call_control_svc.model import ActionStatus, Call, CallAction, CallEnd, CallRecord
+
+CALLS = "calls"
+CALL_ENDS = "call_ends"
+CALL_ACTIONS = "call_actions"
+TRANSFER_RULES = "transfer_rules"
+
+INDEXES = [
+    IndexSpec(CALLS, [("account_id", 1), ("call_id", 1)], unique=True, name="account_call"),
+    IndexSpec(CALL_ENDS, [("account_id", 1), ("call_id", 1)], unique=True, name="account_call"),
+    IndexSpec(
+        CALL_ACTIONS, [("account_id", 1), ("call_id", 1), ("attempt", 1)], unique=True, name="account_call_attempt"
+    ),
+    IndexSpec(TRANSFER_RULES, [("account_id", 1)], unique=True, name="account"),
+]
+
+
+class Calls(Protocol):
+    async def record_start(self, call: Call) -> bool: ...
+    async def record_end(self, end: CallEnd) -> bool: ...
+    async def get(self, account_id: str, call_id: str) -> CallRecord: ...
+    async def get_end(self, account_id: str, call_id: str) -> CallEnd | None: ...
+    async def claim(self, action: CallAction) -> CallAction | None: ...
+    async def finish(self, action: CallAction, status: ActionStatus, failure: str | None = None) -> CallAction: ...
+
+
+class Rules(Protocol):
+    async def get(self, account_id: str) -> DestinationRules: ...
+    async def put(self, account_id: str, rules: DestinationRules) -> DestinationRules: ...
+
+
+def _without_id(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k != "_id"}
+
+
+class CallRepository:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self._calls = db[CALLS]
+        self._ends = db[CALL_ENDS]
+        self._actions = db[CALL_ACTIONS]
+
+    async def record_start(self, call: Call) -> bool:
+        """Register a call; False when it was already registered (a repeated or own event)."""
+        try:
+            await self._calls.insert_one(call.model_dump())
+            return True
+        except DuplicateKeyError:
+            return False
+
+    async def record_end(self, end: CallEnd) -> bool:
+        """Record that a call ended; False when its end was already recorded (the first report stands)."""
+        try:
+            await self._ends.insert_one(end.model_dump())
+            return True
+        except DuplicateKeyError:
+            return False
+
+    async def get(self, account_id: str, call_id: str) -> CallRecord:
+        key = {"account_id": account_id, "call_id": call_id}
+        call = await self._calls.find_one(key)
+        end = await self._ends.find_one(key)
+        actions = [doc async for doc in self._actions.find(key).sort("attempt", 1)]
+        return CallRecord(
+            account_id=account_id,
+            call_id=call_id,
+            call=Call.model_validate(_without_id(call)) if call else None,
+            end=CallEnd.model_validate(_without_id(end)) if end else None,
+            actions=[self._action(doc) for doc in actions],
+        )
+
+    async def get_end(self, account_id: str, call_id: str) -> CallEnd | None:
+        doc = await self._ends.find_one({"account_id": account_id, "call_id": call_id})
+        return CallEnd.model_validate(_without_id(doc)) if doc else None
+
+    async def claim(self, action: CallAction) -> CallAction | None:
+        """Claim the call's attempt `action.attempt`: None when this caller won, else the winner's action."""
+        doc = action.model_dump(exclude={"id"})
+        try:
+            await self._actions.insert_one({"_id": action.id, **doc})
+            return None
+        except DuplicateKeyError:
+            winner = await self._actions.find_one(
+                {"account_id": action.account_id, "call_id": action.call_id, "attempt": action.attempt}
+            )
+            return self._action(winner) if winner else None
+
+    async def finish(self, action: CallAction, status: ActionStatus, failure: str | None = None) -> CallAction:
+        """Mark a claimed action done. Only its claimant calls this, so the update races with nobody."""
+        finished = action.model_copy(update={"status": status, "failure": failure, "finished_at": utcnow()})
+        await self._actions.update_one(
+            {"_id": action.id, "account_id": action.account_id},
+            {"$set": {"status": status.value, "failure": failure, "finished_at": finished.finished_at}},
+        )
+        return finished
+
+    @staticmethod
+    def _action(doc: dict[str, Any]) -> CallAction:
+        return CallAction.model_validate({**_without_id(doc), "id": doc["_id"]})
+
+
+class RulesRepository:
+    """Per-account transfer rules; written only through the admin API (no concurrent writers to guard)."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self._rules = db[TRANSFER_RULES]
+
+    async def get(self, account_id: str) -> DestinationRules:
+        doc = await self._rules.find_one({"account_id": account_id})
+        if doc is None:
+            return DestinationRules()
+        return DestinationRules.model_validate({k: v for k, v in doc.items() if k in DestinationRules.model_fields})
+
+    async def put(self, account_id: str, rules: DestinationRules) -> DestinationRules:
+        document = {"account_id": account_id, **rules.model_dump(), "updated_at": utcnow()}
+        try:
+            await self._rules.replace_one({"account_id": account_id}, document, upsert=True)
+        except DuplicateKeyError:
+            # Two first writes raced to insert; the document exists now, so replacing it is a plain update.
+            await self._rules.replace_one({"account_id": account_id}, document)
+        return rules
