@@ -1,0 +1,87 @@
+"""A short cache of complete lookup results, per (account, E.164 number).
+
+Invalidation:
+- every entry lives at most `ttl` seconds: the bound on staleness for Google and Microsoft, whose
+  changes this service does not observe;
+- a native change drops the entries of the numbers it touched (old and new) in this replica at
+  once, and in every other replica when its `contact.*` event arrives; connecting or disconnecting a
+  source drops the whole account the same way;
+- a lookup that started before an invalidation does not store its (possibly stale) result;
+- results with unavailable sources are never stored, so the next lookup asks those sources again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+
+from switchboard.contracts import Contract
+from switchboard.contracts.contacts import (
+    ContactCreated,
+    ContactDeleted,
+    ContactLookup,
+    ContactSourceConnected,
+    ContactSourceDisconnected,
+    ContactUpdated,
+)
+
+Key = tuple[str, str]
+
+
+class LookupCache:
+    def __init__(self, ttl: float, max_entries: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[Key, tuple[float, ContactLookup]] = OrderedDict()
+        self.generation = 0
+        """Bumped by every invalidation; a result computed under an older generation is not stored."""
+
+    @property
+    def enabled(self) -> bool:
+        return self._ttl > 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, account_id: str, e164: str) -> ContactLookup | None:
+        key = (account_id, e164)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, result = entry
+        if expires <= self._clock():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return result
+
+    def put(self, account_id: str, e164: str, result: ContactLookup, *, generation: int) -> None:
+        if not self.enabled or generation != self.generation or result.unavailable_sources:
+            return
+        key = (account_id, e164)
+        self._entries[key] = (self._clock() + self._ttl, result)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    def forget_numbers(self, account_id: str, numbers: Iterable[str]) -> None:
+        self.generation += 1
+        for number in numbers:
+            self._entries.pop((account_id, number), None)
+
+    def forget_account(self, account_id: str) -> None:
+        self.generation += 1
+        for key in [k for k in self._entries if k[0] == account_id]:
+            del self._entries[key]
+
+    async def on_event(self, event: Contract) -> None:
+        """Invalidation by the events of other replicas (and this one's own, harmlessly again)."""
+        match event:
+            case ContactCreated() | ContactDeleted():
+                self.forget_numbers(event.account_id, event.phone_numbers)
+            case ContactUpdated():
+                self.forget_numbers(event.account_id, [*event.phone_numbers, *event.previous_phone_numbers])
+            case ContactSourceConnected() | ContactSourceDisconnected():
+                self.forget_account(event.account_id)
