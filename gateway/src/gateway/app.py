@@ -1,0 +1,98 @@
+"""The gateway's FastAPI app: the MCP endpoint at /ucp/v2/mcp behind the edge checks, and health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+
+from gateway.auth import Authenticator
+from gateway.bootstrap import Runtime, bootstrap
+from gateway.edge import MCP_PATH, Edge
+from gateway.ratelimit import RateLimiter
+from gateway.repository import ApiKeyStore
+from gateway.server import build_server, session_manager
+from gateway.settings import GatewaySettings
+from gateway.tools import Tools
+from switchboard.messaging.requester import Requester
+
+log = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    try:
+        return version("switchboard-gateway")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
+
+
+def create_app(
+    settings: GatewaySettings,
+    *,
+    requester: Requester | None = None,
+    keys: ApiKeyStore | None = None,
+    events: bool = True,
+) -> FastAPI:
+    """The app; real adapters are built for whatever is not passed in. Raises MissingSecret without a pepper."""
+    pepper = settings.pepper()
+    runtime = bootstrap(settings, requester=requester, keys=keys, events=events)
+    tools = Tools(settings, runtime.requester, runtime.catalogs)
+    manager = session_manager(build_server(tools, version=_version()), max_body_bytes=settings.max_body_bytes)
+    edge = Edge(
+        StreamableHTTPASGIApp(manager),
+        authenticator=Authenticator(runtime.keys, pepper, cache_seconds=settings.key_cache_seconds),
+        limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        allowed_hosts=settings.allowed_hosts,
+        allowed_origins=settings.allowed_origins,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+    serving = asyncio.Event()
+
+    async def mcp_ready() -> bool:
+        return serving.is_set()
+
+    runtime.checks["mcp"] = mcp_ready
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for component in runtime.components:
+                await component.start()
+                stack.push_async_callback(component.stop)
+            await stack.enter_async_context(manager.run())
+            serving.set()
+            log.info("gateway %s serving %s", settings.instance_id, MCP_PATH)
+            try:
+                yield
+            finally:
+                serving.clear()
+        log.info("gateway %s stopped", settings.instance_id)
+
+    app = FastAPI(title="switchboard gateway", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.runtime = runtime
+    app.add_route(MCP_PATH, edge, include_in_schema=False)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": "gateway"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        return await _readiness(runtime)
+
+    return app
+
+
+async def _readiness(runtime: Runtime) -> JSONResponse:
+    names = list(runtime.checks)
+    results = await asyncio.gather(*(runtime.checks[name]() for name in names))
+    checks = dict(zip(names, results, strict=True))
+    ready = all(checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

@@ -1,0 +1,185 @@
+"""The HTTP edge of the MCP endpoint: every check that answers with a plain HTTP status before MCP.
+
+In order: Host and Origin (403), declared body size (413), API key (401, one identical answer for
+a missing, unknown or revoked key), `account_id` header against the key's account (403), rate limit
+per key (429), context headers (400). A request that passes carries its `Caller` and its span into
+the MCP handlers through the ASGI scope. The span started here is the root of the call's trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Sequence
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from pydantic import ValidationError
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.auth import Authenticator
+from gateway.model import Caller
+from gateway.ratelimit import RateLimiter
+from gateway.server import CALLER_SCOPE_KEY, SPAN_SCOPE_KEY
+from switchboard.contracts.envelope import IDENTIFIER
+from switchboard.telemetry import tracer
+
+log = logging.getLogger(__name__)
+
+MCP_PATH = "/ucp/v2/mcp"
+
+API_KEY_HEADER = "x-api-key"
+ACCOUNT_HEADER = "account_id"
+PERSONA_HEADER = "persona_id"
+CALL_HEADER = "call_id"
+CALLER_NUMBER_HEADER = "caller_id_number"
+
+_identifier = re.compile(IDENTIFIER)
+_phone = re.compile(r"^[+0-9()\-. ]{1,64}$")
+
+
+def _reply(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps({"error": code, "message": message})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+UNAUTHORIZED = ("unauthorized", "A valid API key is required in the X-API-Key header.")
+
+
+def matches(value: str, patterns: Sequence[str]) -> bool:
+    """Whether `value` is allowed: an exact entry, `base:*` for base with any port, or `*`."""
+    for pattern in patterns:
+        if pattern == "*" or value == pattern:
+            return True
+        if pattern.endswith(":*") and value.startswith(pattern[:-1]) and value[len(pattern) - 1 :].isdigit():
+            return True
+    return False
+
+
+class Edge:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        authenticator: Authenticator,
+        limiter: RateLimiter,
+        allowed_hosts: Sequence[str],
+        allowed_origins: Sequence[str],
+        max_body_bytes: int,
+    ) -> None:
+        self._app = app
+        self._authenticator = authenticator
+        self._limiter = limiter
+        self._allowed_hosts = list(allowed_hosts)
+        self._allowed_origins = list(allowed_origins)
+        self._max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        method = scope.get("method", "")
+        status = 500
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with tracer.start_as_current_span(
+            f"{method} {MCP_PATH}", context=Context(), kind=trace.SpanKind.SERVER
+        ) as span:
+            span.set_attributes(
+                {"http.request.method": method, "http.route": MCP_PATH, "url.scheme": scope.get("scheme", "http")}
+            )
+            try:
+                rejection = await self._admit(scope, Headers(scope=scope), span)
+                if rejection is not None:
+                    await rejection(scope, receive, send_and_watch)
+                else:
+                    await self._app(scope, receive, send_and_watch)
+            finally:
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(trace.StatusCode.ERROR)
+
+    async def _admit(self, scope: Scope, headers: Headers, span: trace.Span) -> Response | None:
+        host = headers.get("host", "")
+        if not matches(host, self._allowed_hosts):
+            log.warning("refused a request for host %r", host[:100])
+            return _reply(403, "forbidden_host", "This host name is not served here.")
+        origin = headers.get("origin")
+        if origin is not None and not matches(origin, self._allowed_origins):
+            log.warning("refused a request from origin %r", origin[:100])
+            return _reply(403, "forbidden_origin", "Requests from this origin are not allowed.")
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max_body_bytes:
+            return _reply(413, "body_too_large", f"The request body must be at most {self._max_body_bytes} bytes.")
+
+        try:
+            key = await self._authenticator.authenticate(headers.get(API_KEY_HEADER))
+        except Exception:
+            log.exception("API key lookup failed")
+            return _reply(503, "unavailable", "The gateway cannot check API keys right now; try again in a moment.")
+        if key is None:
+            return _reply(401, *UNAUTHORIZED)
+        span.set_attribute("switchboard.api_key_id", key.key_id)
+
+        account_id = headers.get(ACCOUNT_HEADER)
+        if not account_id:
+            return _reply(400, "missing_header", "The account_id header is required.")
+        if account_id != key.account_id:
+            return _reply(403, "wrong_account", "This API key does not belong to the account named in account_id.")
+        span.set_attribute("switchboard.account_id", key.account_id)
+
+        wait = self._limiter.acquire(key.key_id)
+        if wait > 0:
+            return _reply(
+                429,
+                "rate_limited",
+                "Too many requests with this API key; slow down.",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+
+        problem = _context_problem(headers)
+        if problem is not None:
+            return _reply(400, "invalid_header", problem)
+        number = (headers.get(CALLER_NUMBER_HEADER) or "").strip() or None
+        try:
+            caller = Caller(
+                key_id=key.key_id,
+                account_id=key.account_id,
+                persona_id=headers[PERSONA_HEADER],
+                call_id=headers[CALL_HEADER],
+                caller_id_number=number,
+            )
+        except ValidationError:
+            return _reply(400, "invalid_header", "The call context headers are malformed.")
+        span.set_attributes({"switchboard.persona_id": caller.persona_id, "switchboard.call_id": caller.call_id})
+        scope[CALLER_SCOPE_KEY] = caller
+        scope[SPAN_SCOPE_KEY] = span
+        return None
+
+
+def _context_problem(headers: Headers) -> str | None:
+    for name in (PERSONA_HEADER, CALL_HEADER):
+        value = headers.get(name)
+        if not value:
+            return f"The {name} header is required."
+        if not _identifier.match(value):
+            return (
+                f"The {name} header is malformed: use 1 to 128 letters, digits or . _ : - "
+                "starting with a letter or digit."
+            )
+    number = (headers.get(CALLER_NUMBER_HEADER) or "").strip()
+    if number and not _phone.match(number):
+        return (
+            "The caller_id_number header must be a phone number (digits, optionally with +, spaces, dashes, "
+            "dots or parentheses); leave it out when the caller's number is unknown."
+        )
+    return None

@@ -1,0 +1,132 @@
+"""The HTTP edge of /ucp/v2/mcp: auth, account binding, context headers, Host/Origin, size and rate limits."""
+
+from __future__ import annotations
+
+import json
+
+import httpx2
+import pytest
+
+from gateway.auth import create_key
+from gateway.edge import matches
+from gateway.settings import GatewaySettings
+from switchboard.contracts import CommandType
+
+BASE = "http://127.0.0.1:9443"
+PATH = "/ucp/v2/mcp"
+LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def gateway_settings() -> GatewaySettings:
+    return GatewaySettings(
+        key_pepper="unit-test-pepper-0123456789",
+        rate_limit_per_second=1,
+        rate_limit_burst=5,
+        max_body_bytes=2048,
+        allowed_hosts=["127.0.0.1:*", "gateway.example.com"],
+        allowed_origins=["https://portal.example.com"],
+        key_cache_seconds=0,
+    )
+
+
+@pytest.fixture
+async def http(gateway):
+    async with httpx2.AsyncClient(transport=gateway.transport, base_url=BASE) as client:
+        yield client
+
+
+async def post(http, headers, body=None, **kwargs):
+    return await http.post(PATH, content=json.dumps(body or LIST_TOOLS), headers={**ACCEPT, **headers}, **kwargs)
+
+
+async def test_a_good_request_passes_to_mcp(http, gateway, helpers) -> None:
+    response = await post(http, helpers.headers(gateway.key))
+    assert response.status_code == 200
+    assert len(response.json()["result"]["tools"]) == 8
+
+
+async def test_missing_unknown_malformed_and_revoked_keys_get_one_identical_401(http, gateway, helpers) -> None:
+    other = (await create_key(gateway.keys, gateway.settings.pepper(), helpers.ACCOUNT)).key
+    assert (await post(http, helpers.headers(other))).status_code == 200
+    await gateway.keys.revoke(helpers.ACCOUNT, other.split("_")[1])
+    forged = gateway.key[:-4] + ("AAAA" if not gateway.key.endswith("AAAA") else "BBBB")
+    answers = [
+        await post(http, helpers.headers(None)),
+        await post(http, helpers.headers("not-a-key")),
+        await post(http, helpers.headers(forged)),
+        await post(http, helpers.headers("sbk_0123456789abcdef_" + "x" * 43)),
+        await post(http, helpers.headers(other)),
+    ]
+    assert {r.status_code for r in answers} == {401}
+    assert len({r.content for r in answers}) == 1
+    assert answers[0].json()["error"] == "unauthorized"
+
+
+async def test_another_accounts_id_is_forbidden_and_nothing_is_sent(http, gateway, helpers, responder) -> None:
+    response = await post(http, helpers.headers(gateway.key, account=helpers.OTHER_ACCOUNT))
+    assert response.status_code == 403 and response.json()["error"] == "wrong_account"
+    assert responder.commands == []
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"account": None}, "account_id header is required"),
+        ({"persona": None}, "persona_id header is required"),
+        ({"call": None}, "call_id header is required"),
+        ({"call": "call 1; drop"}, "call_id header is malformed"),
+        ({"persona": "x" * 129}, "persona_id header is malformed"),
+        ({"caller": "<script>"}, "caller_id_number header must be a phone number"),
+    ],
+)
+async def test_missing_or_malformed_context_headers_are_a_clear_400(
+    http, gateway, helpers, responder, override, message
+) -> None:
+    response = await post(http, helpers.headers(gateway.key, **override))
+    assert response.status_code == 400
+    assert message in response.json()["message"]
+    assert responder.commands == []
+
+
+async def test_caller_number_is_optional(http, gateway, helpers) -> None:
+    assert (await post(http, helpers.headers(gateway.key, caller=None))).status_code == 200
+
+
+async def test_unknown_host_and_origin_are_forbidden(http, gateway, helpers) -> None:
+    headers = helpers.headers(gateway.key)
+    assert (await post(http, {**headers, "Host": "evil.example.net"})).status_code == 403
+    assert (await post(http, {**headers, "Host": "gateway.example.com"})).status_code == 200
+    assert (await post(http, {**headers, "Origin": "https://evil.example.net"})).status_code == 403
+    assert (await post(http, {**headers, "Origin": "https://portal.example.com"})).status_code == 200
+
+
+async def test_oversized_bodies_are_refused_with_413(http, gateway, helpers, responder) -> None:
+    big = {**LIST_TOOLS, "params": {"_meta": {"padding": "x" * 4096}}}
+    response = await post(http, helpers.headers(gateway.key), big)
+    assert response.status_code == 413
+    assert responder.commands == []
+
+
+async def test_a_key_over_its_rate_limit_gets_429(http, gateway, helpers) -> None:
+    statuses = [(await post(http, helpers.headers(gateway.key))).status_code for _ in range(8)]
+    assert statuses[:5] == [200] * 5
+    assert 429 in statuses[5:]
+    limited = await post(http, helpers.headers(gateway.key))
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+
+
+async def test_malformed_json_rpc_is_a_protocol_error_without_side_effects(http, gateway, helpers, responder) -> None:
+    response = await http.post(PATH, content=b"{not json", headers={**ACCEPT, **helpers.headers(gateway.key)})
+    assert response.status_code == 400
+    assert "Traceback" not in response.text
+    assert responder.sent(CommandType.list_tools) == []
+
+
+def test_host_patterns() -> None:
+    assert matches("127.0.0.1:9443", ["127.0.0.1:*"])
+    assert not matches("127.0.0.1.evil.net:80", ["127.0.0.1:*"])
+    assert not matches("127.0.0.1:", ["127.0.0.1:*"])
+    assert matches("anything", ["*"])
+    assert matches("http://localhost:3000", ["http://localhost:*"])
