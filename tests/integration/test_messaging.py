@@ -8,9 +8,6 @@ from uuid import uuid4
 import pytest
 from aiokafka import TopicPartition
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from switchboard.contracts import CallContext, Command, CommandType, ErrorCode, Topic
 from switchboard.contracts.persona import Availability, CheckUserAvailability
@@ -21,12 +18,6 @@ from switchboard.messaging.requester import KafkaRequester, build_command
 from switchboard.mongo import ensure_indexes
 
 pytestmark = pytest.mark.integration
-
-SPANS = InMemorySpanExporter()
-if not isinstance(trace.get_tracer_provider(), TracerProvider):
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(SPANS))
-    trace.set_tracer_provider(provider)
 
 
 def context(call_id: str | None = None) -> CallContext:
@@ -160,7 +151,7 @@ async def test_poison_message_is_dead_lettered_and_the_consumer_goes_on(settings
     assert dict(records[0].headers)["dead_letter_reason"].startswith(b"undecodable")
 
 
-async def test_trace_is_continuous_from_requester_to_handler(requester, service) -> None:
+async def test_trace_is_continuous_from_requester_to_handler(requester, service, spans) -> None:
     tracer = trace.get_tracer("test")
     with tracer.start_as_current_span("tool call") as root:
         await requester.request(
@@ -170,12 +161,12 @@ async def test_trace_is_continuous_from_requester_to_handler(requester, service)
     assert service.trace_ids[-1] == trace_id
     # The service ends its span just after sending the reply, so it may finish a moment later.
     for _ in range(100):
-        spans = {s.name: s for s in SPANS.get_finished_spans() if s.context.trace_id == trace_id}
-        if any(name.endswith("process") for name in spans):
+        named = {s.name: s for s in spans.get_finished_spans() if s.context.trace_id == trace_id}
+        if any(name.endswith("process") for name in named):
             break
         await asyncio.sleep(0.02)
-    publish = next(s for name, s in spans.items() if name.endswith("persona.commands publish"))
-    process = next(s for name, s in spans.items() if name.endswith("persona.commands process"))
+    publish = next(s for name, s in named.items() if name.endswith("persona.commands publish"))
+    process = next(s for name, s in named.items() if name.endswith("persona.commands process"))
     assert publish.parent.span_id == root.get_span_context().span_id
     assert process.parent.span_id == publish.context.span_id
     assert json.dumps(dict(process.attributes)).count("acc-1") == 1

@@ -6,6 +6,10 @@ from collections.abc import AsyncIterator, Iterator
 from uuid import uuid4
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from switchboard.mongo import connect
 from switchboard.settings import SwitchboardSettings
@@ -18,6 +22,22 @@ def infra() -> Iterator[Infra]:
     yield servers
     for container in containers:
         container.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def spans() -> InMemorySpanExporter:
+    """Every span finished in this test process, on the one SDK tracer provider installed here.
+
+    A process has one global tracer provider; installing it in one place keeps test modules from
+    replacing each other's (a span recorded by a provider nobody reads is silently lost).
+    """
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
 
 
 @pytest.fixture
