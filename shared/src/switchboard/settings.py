@@ -38,6 +38,12 @@ class SwitchboardSettings(BaseSettings):
         validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
         description="OTLP/HTTP endpoint; traces and metrics are exported there when set.",
     )
+    otel_metric_export_interval: int = Field(
+        default=5000,
+        ge=100,
+        validation_alias="OTEL_METRIC_EXPORT_INTERVAL",
+        description="Milliseconds between two OTLP metric exports (the OpenTelemetry variable; 5 s here).",
+    )
     otel_file: str | None = Field(
         default=None,
         validation_alias="SWITCHBOARD_OTEL_FILE",

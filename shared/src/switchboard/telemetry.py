@@ -82,7 +82,11 @@ def setup_telemetry(service_name: str, settings: SwitchboardSettings) -> None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=5000))
+        readers.append(
+            PeriodicExportingMetricReader(
+                OTLPMetricExporter(), export_interval_millis=settings.otel_metric_export_interval
+            )
+        )
     if settings.otel_file:
         tracer_provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(settings.otel_file)))
     trace.set_tracer_provider(tracer_provider)
