@@ -1,9 +1,13 @@
 """The whole system on one machine: every service and the gateway as separate processes.
 
 Started by `make run` (scripts/run) after the infra is up. Each process logs to its own file under
-the state directory; Ctrl-C stops them all. Once every process is ready, the demo account is seeded
-through the admin APIs (idempotent PUTs) and the MCP endpoint, an API key and the headers to send
-are printed.
+the state directory; Ctrl-C (or SIGTERM) stops them all. Once every process is ready, the demo
+account is seeded through the admin APIs (idempotent PUTs) and the MCP endpoint, an API key and the
+headers to send are printed. `--demo` then runs the scripted demo call once.
+
+Ports: the defaults (gateway 9443, services 9501-9504, the demo order API 9505) move with
+`SWITCHBOARD_GATEWAY_PORT`, `SWITCHBOARD_PERSONA_HTTP_PORT`, `SWITCHBOARD_CALL_CONTROL_HTTP_PORT`,
+`SWITCHBOARD_CONTACTS_HTTP_PORT`, `SWITCHBOARD_LEADS_HTTP_PORT` and `SWITCHBOARD_DEMO_API_PORT`.
 """
 
 from __future__ import annotations
@@ -15,14 +19,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
-from switchboard.testing.system import ALL, System
+from switchboard.testing.system import ALL, ProcessSpec, System
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import seed  # noqa: E402  (scripts/seed.py)
+
+
+class Stop(Exception):
+    """SIGTERM arrived: stop like Ctrl-C does."""
 
 
 def state_dir() -> Path:
@@ -33,12 +42,35 @@ def state_dir() -> Path:
 def system_env() -> dict[str, str]:
     env = dict(os.environ)
     infra = subprocess.run([str(ROOT / "scripts" / "infra"), "env"], check=True, capture_output=True, text=True)
-    env.update(line.split("=", 1) for line in infra.stdout.splitlines() if "=" in line)
+    for name, value in (line.split("=", 1) for line in infra.stdout.splitlines() if "=" in line):
+        env.setdefault(name, value)
     env.setdefault("SWITCHBOARD_ADMIN_TOKEN", seed.DEMO_ADMIN_TOKEN)
     env.setdefault("SWITCHBOARD_GATEWAY_KEY_PEPPER", seed.DEMO_KEY_PEPPER)
     env.setdefault("SWITCHBOARD_CALL_CONTROL_WEBHOOK_SECRET", seed.DEMO_WEBHOOK_SECRET)
     env.setdefault("SWITCHBOARD_OTEL_FILE", str(state_dir() / "logs" / "spans.jsonl"))
     return env
+
+
+def port_of(spec: ProcessSpec, env: Mapping[str, str]) -> int:
+    return int(env.get(spec.port_env) or spec.default_port)
+
+
+def on_sigterm(_signum: int, _frame: object) -> None:
+    raise Stop
+
+
+def run_demo(demo: seed.DemoSystem, urls: Mapping[str, str], env: Mapping[str, str]) -> None:
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "demo_call.py"),
+        "--api-key",
+        demo.api_key,
+        "--mcp-url",
+        demo.mcp_url,
+        "--call-control-url",
+        urls["call-control"],
+    ]
+    subprocess.run(command, env=dict(env), check=False)
 
 
 def main() -> int:
@@ -48,34 +80,37 @@ def main() -> int:
 
     env = system_env()
     system = System(env, state_dir() / "logs")
-    stopping = False
-
-    def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    demo_api: seed.DemoApi | None = None
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
+        demo_api = seed.DemoApi.start(int(env.get("SWITCHBOARD_DEMO_API_PORT") or seed.DEMO_API_PORT))
+        print(f"run: demo order API on {demo_api.url}", flush=True)
         for spec in ALL:
-            running = system.start(spec, port=spec.default_port)
+            running = system.start(spec, port=port_of(spec, env))
             print(f"run: started {spec.name} (pid {running.process.pid}) on port {running.port}, log {running.log}")
-        asyncio.run(system.wait_ready())
+        sys.stdout.flush()
+        asyncio.run(system.wait_ready(timeout=120))
         urls = {r.spec.name: r.base_url for r in system.running}
-        key = seed.seed(env, urls)
-        seed.print_welcome(key, urls, env)
+        demo = seed.seed(env, urls, demo_api_url=demo_api.url, key_label="make run")
+        seed.print_welcome(demo, urls, env)
         if args.demo:
-            subprocess.run([sys.executable, str(ROOT / "scripts" / "demo_call.py"), "--api-key", key], env=env, check=False)
-        print("run: all processes ready; Ctrl-C stops them")
-        while not stopping:
+            run_demo(demo, urls, env)
+        print("run: all processes ready; Ctrl-C stops them", flush=True)
+        while True:
             for r in system.exited():
                 print(f"run: {r.label} exited with {r.process.returncode}; stopping the rest", file=sys.stderr)
-                stopping = True
+                return 1
             time.sleep(0.5)
+    except (KeyboardInterrupt, Stop):
+        print("\nrun: stopping", flush=True)
+        return 0
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         system.stop_all()
-        print("run: stopped")
-    return 0
+        if demo_api is not None:
+            demo_api.stop()
+        print("run: stopped", flush=True)
 
 
 if __name__ == "__main__":
