@@ -7,7 +7,8 @@ headers to send are printed. `--demo` then runs the scripted demo call once.
 
 Ports: the defaults (gateway 9443, services 9501-9504, the demo order API 9505) move with
 `SWITCHBOARD_GATEWAY_PORT`, `SWITCHBOARD_PERSONA_HTTP_PORT`, `SWITCHBOARD_CALL_CONTROL_HTTP_PORT`,
-`SWITCHBOARD_CONTACTS_HTTP_PORT`, `SWITCHBOARD_LEADS_HTTP_PORT` and `SWITCHBOARD_DEMO_API_PORT`.
+`SWITCHBOARD_CONTACTS_HTTP_PORT`, `SWITCHBOARD_LEADS_HTTP_PORT` and `SWITCHBOARD_DEMO_API_PORT`;
+the logs with `SWITCHBOARD_LOG_DIR`.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ import seed  # noqa: E402  (scripts/seed.py)
 
 
 class Stop(Exception):
-    """SIGTERM arrived: stop like Ctrl-C does."""
+    """SIGINT (Ctrl-C) or SIGTERM arrived."""
 
 
-def state_dir() -> Path:
+def log_dir() -> Path:
+    """Where each process logs; `SWITCHBOARD_LOG_DIR` moves it (the state directory is the infra's)."""
     cache = Path(os.environ.get("SWITCHBOARD_CACHE", Path.home() / ".cache" / "switchboard"))
-    return Path(os.environ.get("SWITCHBOARD_STATE", cache / "state"))
+    state = Path(os.environ.get("SWITCHBOARD_STATE", cache / "state"))
+    return Path(os.environ.get("SWITCHBOARD_LOG_DIR", state / "logs"))
 
 
 def system_env() -> dict[str, str]:
@@ -47,7 +50,7 @@ def system_env() -> dict[str, str]:
     env.setdefault("SWITCHBOARD_ADMIN_TOKEN", seed.DEMO_ADMIN_TOKEN)
     env.setdefault("SWITCHBOARD_GATEWAY_KEY_PEPPER", seed.DEMO_KEY_PEPPER)
     env.setdefault("SWITCHBOARD_CALL_CONTROL_WEBHOOK_SECRET", seed.DEMO_WEBHOOK_SECRET)
-    env.setdefault("SWITCHBOARD_OTEL_FILE", str(state_dir() / "logs" / "spans.jsonl"))
+    env.setdefault("SWITCHBOARD_OTEL_FILE", str(log_dir() / "spans.jsonl"))
     return env
 
 
@@ -55,7 +58,7 @@ def port_of(spec: ProcessSpec, env: Mapping[str, str]) -> int:
     return int(env.get(spec.port_env) or spec.default_port)
 
 
-def on_sigterm(_signum: int, _frame: object) -> None:
+def on_stop_signal(_signum: int, _frame: object) -> None:
     raise Stop
 
 
@@ -79,9 +82,11 @@ def main() -> int:
     args = parser.parse_args()
 
     env = system_env()
-    system = System(env, state_dir() / "logs")
+    system = System(env, log_dir())
     demo_api: seed.DemoApi | None = None
-    signal.signal(signal.SIGTERM, on_sigterm)
+    # Set explicitly: a shell starts background jobs with SIGINT ignored, and Python keeps that.
+    signal.signal(signal.SIGINT, on_stop_signal)
+    signal.signal(signal.SIGTERM, on_stop_signal)
     try:
         demo_api = seed.DemoApi.start(int(env.get("SWITCHBOARD_DEMO_API_PORT") or seed.DEMO_API_PORT))
         print(f"run: demo order API on {demo_api.url}", flush=True)
@@ -101,7 +106,7 @@ def main() -> int:
                 print(f"run: {r.label} exited with {r.process.returncode}; stopping the rest", file=sys.stderr)
                 return 1
             time.sleep(0.5)
-    except (KeyboardInterrupt, Stop):
+    except Stop:
         print("\nrun: stopping", flush=True)
         return 0
     finally:

@@ -62,16 +62,16 @@ class DemoSystem:
 
     api_key: str
     mcp_url: str
-    account_id: str
-    persona_id: str
-    queue_id: str
-    available_user: str
-    dnd_user: str
-    caller_number: str
-    transfer_to_user_tool: str
-    transfer_to_queue_tool: str
-    api_request_tool: str
-    demo_api_url: str
+    account_id: str = ACCOUNT_ID
+    persona_id: str = PERSONA_ID
+    demo_api_url: str | None = None
+    queue_id: str = QUEUE_ID
+    available_user: str = AVAILABLE_USER
+    dnd_user: str = DND_USER
+    caller_number: str = CALLER_NUMBER
+    transfer_to_user_tool: str = TRANSFER_TO_USER_TOOL
+    transfer_to_queue_tool: str = TRANSFER_TO_QUEUE_TOOL
+    api_request_tool: str = API_REQUEST_TOOL
     known_orders: tuple[str, ...] = tuple(ORDERS)
     contacts: dict[str, str] = field(default_factory=dict)
     """Native contacts: E.164 number -> name."""
@@ -294,13 +294,6 @@ async def seed_system(
         mcp_url=f"{urls['gateway']}{MCP_PATH}",
         account_id=account_id,
         persona_id=persona_id,
-        queue_id=QUEUE_ID,
-        available_user=AVAILABLE_USER,
-        dnd_user=DND_USER,
-        caller_number=CALLER_NUMBER,
-        transfer_to_user_tool=TRANSFER_TO_USER_TOOL,
-        transfer_to_queue_tool=TRANSFER_TO_QUEUE_TOOL,
-        api_request_tool=API_REQUEST_TOOL,
         demo_api_url=demo_api_url,
         contacts=seeded,
     )
