@@ -50,6 +50,7 @@ class JsonLinesSpanExporter(SpanExporter):
                     {
                         "name": span.name,
                         "service": span.resource.attributes.get("service.name"),
+                        "instance": span.resource.attributes.get("service.instance.id"),
                         "trace_id": f"{ctx.trace_id:032x}",
                         "span_id": f"{ctx.span_id:016x}",
                         "parent_id": f"{span.parent.span_id:016x}" if span.parent else None,
@@ -73,7 +74,11 @@ def setup_telemetry(service_name: str, settings: SwitchboardSettings) -> None:
     if _configured:
         return
     _configured = True
-    resource = Resource.create({"service.name": service_name, "service.namespace": "switchboard"})
+    attributes = {"service.name": service_name, "service.namespace": "switchboard"}
+    instance_id = getattr(settings, "instance_id", None)  # every process's settings has one; tells replicas apart
+    if instance_id:
+        attributes["service.instance.id"] = instance_id
+    resource = Resource.create(attributes)
 
     tracer_provider = TracerProvider(resource=resource)
     readers = []
