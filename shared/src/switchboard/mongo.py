@@ -42,8 +42,11 @@ def connect(uri: str, *, app_name: str) -> AsyncMongoClient:
 
 
 async def ensure_indexes(db: AsyncDatabase, specs: Iterable[IndexSpec]) -> None:
-    by_collection: dict[str, list[IndexModel]] = {}
+    """Create the indexes that do not exist yet, one command per index.
+
+    FerretDB 1.24.2 drops the connection (a panic in its handler) when one `createIndexes` names
+    several indexes and they exist already, which is every restart of a service and every second
+    replica; one index per command is answered normally.
+    """
     for spec in specs:
-        by_collection.setdefault(spec.collection, []).append(spec.model())
-    for collection, models in by_collection.items():
-        await db[collection].create_indexes(models)
+        await db[spec.collection].create_indexes([spec.model()])
