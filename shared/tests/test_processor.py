@@ -4,6 +4,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from pymongo.errors import OperationFailure
 
 from switchboard.contracts import CallContext, Command, CommandType, ErrorCode, Topic
 from switchboard.contracts.persona import Availability, CheckUserAvailability
@@ -24,6 +25,8 @@ class Users:
             raise NotFound("There is no user 'ghost' in this account.")
         if command.args.user_id == "boom":
             raise RuntimeError("bug")
+        if command.args.user_id == "locked":
+            raise OperationFailure("database is locked (5) (SQLITE_BUSY)", code=1)
         return Availability(user_id=command.args.user_id, name="Ann", available=True, dnd=False)
 
 
@@ -125,6 +128,14 @@ async def test_handler_bug_replies_internal_error_and_dead_letters(processor: Co
     assert processed.reply.error.code is ErrorCode.internal
     assert "bug" not in processed.reply.error.message
     assert processed.dead_letter_reason and "RuntimeError" in processed.dead_letter_reason
+
+
+async def test_a_store_internal_error_replies_unavailable_without_dead_letter(processor: CommandProcessor) -> None:
+    processed = await processor.process(command("locked").model_dump_json().encode())
+    assert processed.reply is not None and processed.reply.error is not None
+    assert processed.reply.error.code is ErrorCode.unavailable
+    assert "try again" in processed.reply.error.message
+    assert processed.dead_letter_reason is None
 
 
 async def test_a_command_id_reused_by_another_account_is_refused_without_running_the_handler(

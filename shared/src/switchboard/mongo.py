@@ -10,9 +10,11 @@ from typing import Any
 
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure
 
-__all__ = ["DuplicateKeyError", "IndexSpec", "connect", "ensure_indexes"]
+__all__ = ["DuplicateKeyError", "IndexSpec", "connect", "ensure_indexes", "store_failed"]
+
+INTERNAL_ERROR = 1
 
 
 @dataclass(frozen=True)
@@ -50,3 +52,14 @@ async def ensure_indexes(db: AsyncDatabase, specs: Iterable[IndexSpec]) -> None:
     """
     for spec in specs:
         await db[spec.collection].create_indexes([spec.model()])
+
+
+def store_failed(error: BaseException) -> bool:
+    """The database failed, not the request: it is unreachable, or it reports an internal error.
+
+    FerretDB on SQLite answers a write that waited too long for the database lock (SQLITE_BUSY) with
+    InternalError: a moment later the same request succeeds, so it is a retryable outage, not a bug.
+    """
+    if isinstance(error, ConnectionFailure):
+        return True
+    return isinstance(error, OperationFailure) and error.code == INTERNAL_ERROR

@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from switchboard.contracts import Command, Reply, utcnow
 from switchboard.messaging.errors import StoreUnavailable
-from switchboard.mongo import IndexSpec
+from switchboard.mongo import IndexSpec, store_failed
 
 COLLECTION = "processed_commands"
 
@@ -62,8 +62,10 @@ class MongoProcessedCommands:
             return None
         except DuplicateKeyError:
             return await self.get(command.command_id) or StoredCommand(command.command_id, None)
-        except ConnectionFailure as e:
-            raise StoreUnavailable(str(e)) from e
+        except PyMongoError as e:
+            if store_failed(e):
+                raise StoreUnavailable(str(e)) from e
+            raise
 
     async def complete(self, command: Command[Any], reply: Reply) -> None:
         try:
@@ -71,14 +73,18 @@ class MongoProcessedCommands:
                 {"_id": command.command_id, "account_id": command.account_id},
                 {"$set": {"reply": reply.model_dump(mode="json"), "completed_at": utcnow()}},
             )
-        except ConnectionFailure as e:
-            raise StoreUnavailable(str(e)) from e
+        except PyMongoError as e:
+            if store_failed(e):
+                raise StoreUnavailable(str(e)) from e
+            raise
 
     async def get(self, command_id: str) -> StoredCommand | None:
         try:
             doc = await self._collection.find_one({"_id": command_id})
-        except ConnectionFailure as e:
-            raise StoreUnavailable(str(e)) from e
+        except PyMongoError as e:
+            if store_failed(e):
+                raise StoreUnavailable(str(e)) from e
+            raise
         if doc is None:
             return None
         reply = Reply.model_validate(doc["reply"]) if doc.get("reply") else None

@@ -17,11 +17,11 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import ValidationError
-from pymongo.errors import ConnectionFailure
 
 from switchboard.contracts import OPERATIONS, Command, CommandType, Contract, ErrorCode, Reply, utcnow
 from switchboard.messaging.errors import DomainError, StoreUnavailable
 from switchboard.messaging.idempotency import ProcessedCommands, wait_for_reply
+from switchboard.mongo import store_failed
 
 log = logging.getLogger(__name__)
 
@@ -137,13 +137,14 @@ class CommandProcessor:
             outcome = Outcome.handled
         except DomainError as e:
             reply = Reply.failure(command, e.code, e.message)
-        except (ConnectionFailure, StoreUnavailable) as e:
-            log.warning("%s failed on its store: %s", command.type, e)
-            reply = Reply.failure(command, ErrorCode.unavailable, UNAVAILABLE_MESSAGE)
         except Exception as e:
-            log.exception("handler for %s failed on command %s", command.type, command.command_id)
-            reply = Reply.failure(command, ErrorCode.internal, "The service failed to process this request.")
-            dead_letter_reason = f"handler raised {type(e).__name__}: {e}"
+            if isinstance(e, StoreUnavailable) or store_failed(e):
+                log.warning("%s failed on its store: %s", command.type, e)
+                reply = Reply.failure(command, ErrorCode.unavailable, UNAVAILABLE_MESSAGE)
+            else:
+                log.exception("handler for %s failed on command %s", command.type, command.command_id)
+                reply = Reply.failure(command, ErrorCode.internal, "The service failed to process this request.")
+                dead_letter_reason = f"handler raised {type(e).__name__}: {e}"
         try:
             await self._processed.complete(command, reply)
         except StoreUnavailable as e:
