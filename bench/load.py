@@ -1,0 +1,169 @@
+"""An open-loop load generator of MCP tool calls over Streamable HTTP.
+
+Each tool call is the single JSON-RPC POST a stateless MCP client sends: no `initialize` first
+(a 2026-07-28 request carries its protocol version and capabilities in `params._meta` and the
+`Mcp-Method`/`Mcp-Name` headers; a 2025-era stateless `tools/call` needs nothing before it), with
+the call context headers, over a pool of keep-alive connections. An SDK `Client` per call would
+spend more CPU on the client than the gateway spends on the call, and the load generator shares the
+machine with the system it measures.
+
+Open loop: the calls are sent at Poisson arrival times fixed in advance, whatever the answers; a
+call's latency is measured from its scheduled time, so a late send (the generator falling behind)
+counts against the system rather than hiding its queueing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from mcp.shared.inbound import MCP_METHOD_HEADER, MCP_NAME_HEADER, MCP_PROTOCOL_VERSION_HEADER
+from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
+
+from gateway import results
+
+MODERN = "2026-07-28"
+LEGACY = "2025-06-18"
+ERAS = (MODERN, LEGACY)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    tool: str
+    arguments: dict[str, Any]
+    call_id: str
+    caller_id_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    tool: str
+    scheduled: float
+    """Seconds from the start of the run."""
+    latency: float
+    """Seconds from the scheduled time to the complete answer."""
+    lag: float
+    """Seconds the send started after its scheduled time (the generator's own delay)."""
+    outcome: str
+
+
+class Outcome:
+    ok = "ok"
+    tool_error = "tool_error"
+    busy = "busy"
+    timeout = "timeout"
+    rate_limited = "rate_limited"
+    rpc_error = "rpc_error"
+
+    REFUSED = frozenset({busy, rate_limited})
+
+
+class McpClient:
+    def __init__(
+        self, url: str, *, api_key: str, account_id: str, persona_id: str, era: str = MODERN, connections: int = 256
+    ) -> None:
+        if era not in ERAS:
+            raise ValueError(f"era must be one of {ERAS}")
+        self._url = url
+        self._era = era
+        self._headers = {
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+            "x-api-key": api_key,
+            "account_id": account_id,
+            "persona_id": persona_id,
+            MCP_PROTOCOL_VERSION_HEADER: era,
+        }
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        )
+        self._ids = 0
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    def _request(self, call: ToolCall) -> tuple[bytes, dict[str, str]]:
+        self._ids += 1
+        params: dict[str, Any] = {"name": call.tool, "arguments": call.arguments}
+        headers = {**self._headers, "call_id": call.call_id}
+        if call.caller_id_number:
+            headers["caller_id_number"] = call.caller_id_number
+        if self._era == MODERN:
+            params["_meta"] = {
+                PROTOCOL_VERSION_META_KEY: MODERN,
+                CLIENT_CAPABILITIES_META_KEY: {},
+                CLIENT_INFO_META_KEY: {"name": "switchboard-bench", "version": "1"},
+            }
+            headers[MCP_METHOD_HEADER] = "tools/call"
+            headers[MCP_NAME_HEADER] = call.tool
+        body = {"jsonrpc": "2.0", "id": self._ids, "method": "tools/call", "params": params}
+        return json.dumps(body).encode(), headers
+
+    async def call_tool(self, call: ToolCall) -> str:
+        body, headers = self._request(call)
+        response = await self._http.post(self._url, content=body, headers=headers)
+        return classify(call.tool, response)
+
+
+def classify(tool: str, response: httpx.Response) -> str:
+    if response.status_code == 429:
+        return Outcome.rate_limited
+    if response.status_code != 200:
+        return f"http_{response.status_code}"
+    answer = response.json()
+    if "error" in answer:
+        return Outcome.rpc_error
+    result = answer.get("result") or {}
+    if not result.get("isError"):
+        return Outcome.ok
+    text = " ".join(part.get("text", "") for part in result.get("content", []))
+    if text == results.BUSY:
+        return Outcome.busy
+    if text == results.unavailable(tool):
+        return Outcome.timeout
+    return Outcome.tool_error
+
+
+def poisson_schedule(rate: float, duration: float, rng: random.Random) -> list[float]:
+    times, at = [], rng.expovariate(rate)
+    while at < duration:
+        times.append(at)
+        at += rng.expovariate(rate)
+    return times
+
+
+async def run_open_loop(
+    send: Callable[[ToolCall], Any], calls: Callable[[], ToolCall], *, rate: float, duration: float, seed: int = 1
+) -> list[Sample]:
+    """Send `calls()` at Poisson times of mean `rate` per second for `duration` seconds; every answer."""
+    schedule = poisson_schedule(rate, duration, random.Random(seed))
+    samples: list[Sample] = []
+    start = time.perf_counter()
+
+    async def one(at: float, call: ToolCall) -> None:
+        sent = time.perf_counter() - start
+        try:
+            outcome = await send(call)
+        except Exception as e:
+            outcome = f"exception:{type(e).__name__}"
+        samples.append(Sample(call.tool, at, time.perf_counter() - start - at, sent - at, outcome))
+
+    tasks = set()
+    for at in schedule:
+        call = calls()
+        delay = at - (time.perf_counter() - start)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(at, call))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    while tasks:
+        await asyncio.gather(*list(tasks))
+    return samples

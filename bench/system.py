@@ -1,0 +1,153 @@
+"""The system under test: every process started on free ports with its own topics and databases.
+
+Nothing here touches the default ports of `make run` or another run's topics and databases: each
+bench run has its own id, topic prefix `b<id>.` and databases `bench_<id>_<service>`, dropped at
+the end. The demo account is seeded with scripts/seed.py, the same seed `make run` uses.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from uuid import uuid4
+
+from pymongo import MongoClient
+
+from switchboard.testing.infra import REPO_ROOT, start_infra
+from switchboard.testing.system import ALL, GATEWAY, ProcessSpec, Running, System
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+
+import seed  # noqa: E402  (scripts/seed.py)
+
+SERVICE_DATABASES = {
+    "persona": "SWITCHBOARD_PERSONA_MONGO_DATABASE",
+    "contacts": "SWITCHBOARD_CONTACTS_MONGO_DATABASE",
+    "leads": "SWITCHBOARD_LEADS_MONGO_DATABASE",
+    "call-control": "SWITCHBOARD_CALL_CONTROL_MONGO_DATABASE",
+    "gateway": "SWITCHBOARD_GATEWAY_MONGO_DATABASE",
+}
+
+UNLIMITED = 1_000_000
+"""A per-key rate limit no run reaches: throughput runs measure the system, not the limiter."""
+
+BASELINE = ProcessSpec("baseline", "bench.baseline", "SWITCHBOARD_GATEWAY_PORT", "SWITCHBOARD_GATEWAY_HOST", 0)
+INFRA_PIDS = {"kafka": "kafka.pid", "ferretdb": "ferretdb.pid"}
+
+
+def state_dir() -> Path:
+    cache = Path(os.environ.get("SWITCHBOARD_CACHE", Path.home() / ".cache" / "switchboard"))
+    return Path(os.environ.get("SWITCHBOARD_STATE", cache / "state"))
+
+
+def rate_limit_env(per_second: float, burst: int) -> dict[str, str]:
+    return {
+        "SWITCHBOARD_GATEWAY_RATE_LIMIT_PER_SECOND": str(per_second),
+        "SWITCHBOARD_GATEWAY_RATE_LIMIT_BURST": str(burst),
+    }
+
+
+def bench_env(run_id: str, mongo_uri: str, kafka_bootstrap: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SWITCHBOARD_OTEL_FILE", "OTEL_EXPORTER_OTLP_ENDPOINT")}
+    env.update(
+        {
+            "SWITCHBOARD_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "SWITCHBOARD_MONGO_URI": mongo_uri,
+            "SWITCHBOARD_TOPIC_PREFIX": f"b{run_id}.",
+            "SWITCHBOARD_LOG_LEVEL": "WARNING",
+            "SWITCHBOARD_ADMIN_TOKEN": f"bench-admin-{run_id}",
+            "SWITCHBOARD_GATEWAY_KEY_PEPPER": f"bench-pepper-{run_id}",
+            "SWITCHBOARD_CALL_CONTROL_WEBHOOK_SECRET": f"bench-webhook-{run_id}",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
+            **rate_limit_env(UNLIMITED, UNLIMITED),
+        }
+    )
+    env.update({variable: f"bench_{run_id}_{name.replace('-', '_')}" for name, variable in SERVICE_DATABASES.items()})
+    return env
+
+
+@dataclass
+class BenchSystem:
+    run_id: str
+    env: dict[str, str]
+    system: System
+    demo: seed.DemoSystem | None = None
+    demo_api: seed.DemoApi | None = None
+    baseline: Running | None = None
+    extra: list[Running] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls) -> BenchSystem:
+        infra, _ = start_infra()
+        run_id = uuid4().hex[:10]
+        env = bench_env(run_id, infra.mongo_uri, infra.kafka_bootstrap)
+        bench = cls(run_id, env, System(env, state_dir() / "logs" / f"bench-{run_id}"))
+        for spec in ALL:
+            bench.system.start(spec)
+        await bench.system.wait_ready()
+        bench.demo_api = seed.DemoApi.start()
+        bench.demo = await seed.seed_system(env, bench.urls, demo_api_url=bench.demo_api.url, key_label="bench")
+        return bench
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {r.spec.name: r.base_url for r in self.system.running if r.replica == 0}
+
+    @property
+    def gateway_url(self) -> str:
+        return self.system.get(GATEWAY.name).base_url
+
+    def database(self, service: str) -> str:
+        return self.env[SERVICE_DATABASES[service]]
+
+    def pids(self, *, baseline: bool = False) -> dict[str, int]:
+        """The processes whose CPU a tool call costs: ours (or the baseline) plus Kafka and FerretDB."""
+        if baseline:
+            assert self.baseline is not None
+            ours = {"baseline": self.baseline.process.pid}
+        else:
+            ours = {r.label: r.process.pid for r in self.system.running if r.spec is not BASELINE and r.process.poll() is None}
+        return {**ours, **infra_pids()}
+
+    async def restart_gateway(self, extra_env: Mapping[str, str], *, spec: ProcessSpec = GATEWAY) -> None:
+        """Replace the gateway process, e.g. with other settings or under a profiler.
+
+        The grace is long because a profiled gateway writes its report after it stops serving.
+        """
+        self.system.stop(self.system.get(GATEWAY.name), grace=120)
+        self.system.running = [r for r in self.system.running if r.spec.name != GATEWAY.name]
+        self.system.start(spec, extra_env=extra_env)
+        await self.system.wait_ready()
+
+    async def start_baseline(self) -> Running:
+        self.baseline = self.system.start(BASELINE)
+        await self.system.wait_ready()
+        return self.baseline
+
+    def stop_baseline(self) -> None:
+        if self.baseline is not None:
+            self.system.stop(self.baseline)
+            self.system.running.remove(self.baseline)
+            self.baseline = None
+
+    def stop(self, *, drop: bool = True) -> None:
+        self.system.stop_all()
+        if self.demo_api is not None:
+            self.demo_api.stop()
+        if drop:
+            with MongoClient(self.env["SWITCHBOARD_MONGO_URI"]) as client:
+                for variable in SERVICE_DATABASES.values():
+                    client.drop_database(self.env[variable])
+
+
+def infra_pids() -> dict[str, int]:
+    pids = {}
+    for name, file in INFRA_PIDS.items():
+        try:
+            pids[name] = int((state_dir() / file).read_text().strip())
+        except (OSError, ValueError):
+            continue
+    return pids
