@@ -47,7 +47,12 @@ SECRETS: dict[str, list[str]] = {
 }
 """Settings a process cannot do its work without, though it starts: refusing all is not running."""
 
-SHARED = ["SWITCHBOARD_KAFKA_BOOTSTRAP", "SWITCHBOARD_MONGO_URI", "SWITCHBOARD_TOPIC_PREFIX", "OTEL_EXPORTER_OTLP_ENDPOINT"]
+SHARED = [
+    "SWITCHBOARD_KAFKA_BOOTSTRAP",
+    "SWITCHBOARD_MONGO_URI",
+    "SWITCHBOARD_TOPIC_PREFIX",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+]
 """One value for the whole system, or the processes do not talk to each other."""
 
 _VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?::?-(?P<default>[^}]*))?\}")
