@@ -239,6 +239,43 @@ async def create_api_key(env: Mapping[str, str], account_id: str, label: str) ->
     return out.decode().strip()
 
 
+async def seed_persona(
+    http: httpx.AsyncClient, base_url: str, account_id: str, persona_id: str, demo_api_url: str, today: date
+) -> None:
+    """The account, its persona with office hours, users (one on DND), a queue and the custom tools."""
+    api = urlsplit(demo_api_url)
+    account = f"{base_url}/admin/v1/accounts/{account_id}"
+    await _put(
+        http,
+        account,
+        {
+            "name": "Acme Supplies (demo)",
+            "timezone": "America/New_York",
+            "country": "US",
+            "egress_allowlist": [{"host": api.hostname, "port": api.port}],
+        },
+    )
+    await _put(http, f"{account}/personas/{persona_id}", {"name": "Reception", "office_hours": office_hours(today)})
+    for user_id, body in USERS.items():
+        await _put(http, f"{account}/users/{user_id}", body)
+    await _put(http, f"{account}/users/{AVAILABLE_USER}/dnd", {"dnd": False})
+    await _put(http, f"{account}/users/{DND_USER}/dnd", {"dnd": True})
+    await _put(http, f"{account}/queues/{QUEUE_ID}", {"name": "Support team", "extension": "300"})
+    for tool_id, body in custom_tools(demo_api_url).items():
+        await _put(http, f"{account}/personas/{persona_id}/tools/{tool_id}", body)
+
+
+async def seed_contacts(http: httpx.AsyncClient, base_url: str, account_id: str) -> dict[str, str]:
+    """The native contacts; returns E.164 number -> name."""
+    account = f"{base_url}/admin/v1/accounts/{account_id}"
+    await _put(http, f"{account}/settings", {"region": "US"})
+    seeded = {}
+    for contact_id, body in CONTACTS.items():
+        contact = (await _put(http, f"{account}/contacts/{contact_id}", body))["contact"]
+        seeded.update({phone["number"]: contact["name"] for phone in contact["phone_numbers"]})
+    return seeded
+
+
 async def seed_system(
     env: Mapping[str, str],
     urls: Mapping[str, str],
@@ -253,49 +290,21 @@ async def seed_system(
 
     `env` is the system's environment: the admin token and what the key tool needs (database, pepper).
     """
-    token = env["SWITCHBOARD_ADMIN_TOKEN"]
-    today = today or date.today()
-    api = urlsplit(demo_api_url)
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {env['SWITCHBOARD_ADMIN_TOKEN']}"}
     async with httpx.AsyncClient(headers=headers, timeout=30) as http:
-        persona = f"{urls['persona']}/admin/v1/accounts/{account_id}"
-        await _put(
-            http,
-            persona,
-            {
-                "name": "Acme Supplies (demo)",
-                "timezone": "America/New_York",
-                "country": "US",
-                "egress_allowlist": [{"host": api.hostname, "port": api.port}],
-            },
+        _, contacts, _, key = await asyncio.gather(
+            seed_persona(http, urls["persona"], account_id, persona_id, demo_api_url, today or date.today()),
+            seed_contacts(http, urls["contacts"], account_id),
+            _put(http, f"{urls['call-control']}/admin/v1/accounts/{account_id}/transfer-rules", {}),
+            create_api_key(env, account_id, key_label),
         )
-        await _put(http, f"{persona}/personas/{persona_id}", {"name": "Reception", "office_hours": office_hours(today)})
-        for user_id, body in USERS.items():
-            await _put(http, f"{persona}/users/{user_id}", body)
-        await _put(http, f"{persona}/users/{AVAILABLE_USER}/dnd", {"dnd": False})
-        await _put(http, f"{persona}/users/{DND_USER}/dnd", {"dnd": True})
-        await _put(http, f"{persona}/queues/{QUEUE_ID}", {"name": "Support team", "extension": "300"})
-        for tool_id, body in custom_tools(demo_api_url).items():
-            await _put(http, f"{persona}/personas/{persona_id}/tools/{tool_id}", body)
-
-        contacts = f"{urls['contacts']}/admin/v1/accounts/{account_id}"
-        await _put(http, f"{contacts}/settings", {"region": "US"})
-        seeded = {}
-        for contact_id, body in CONTACTS.items():
-            written = await _put(http, f"{contacts}/contacts/{contact_id}", body)
-            contact = written["contact"]
-            seeded.update({phone["number"]: contact["name"] for phone in contact["phone_numbers"]})
-
-        await _put(http, f"{urls['call-control']}/admin/v1/accounts/{account_id}/transfer-rules", {})
-
-    key = await create_api_key(env, account_id, key_label)
     return DemoSystem(
         api_key=key,
         mcp_url=f"{urls['gateway']}{MCP_PATH}",
         account_id=account_id,
         persona_id=persona_id,
         demo_api_url=demo_api_url,
-        contacts=seeded,
+        contacts=contacts,
     )
 
 
@@ -322,9 +331,9 @@ def welcome(demo: DemoSystem, urls: Mapping[str, str], env: Mapping[str, str]) -
     return f"""
 Switchboard is running.
 
-MCP endpoint (Streamable HTTP):  {demo.mcp_url}
-API key (shown once; `make run` creates a new one each start):
-  {demo.api_key}
+MCP endpoint (Streamable HTTP): {demo.mcp_url}
+API key: {demo.api_key}
+  (a new key at every start; only its hash is stored, so it is shown only here)
 
 Headers to send with every MCP request (call_id names the live call; caller_id_number is optional):
 {header_lines}

@@ -182,5 +182,14 @@ def start_system(infra: Infra, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
+async def system_env(infra: Infra) -> AsyncIterator[dict[str, str]]:
+    """The environment of one more system started by the test itself (own topic prefix, databases
+    and secrets); its databases are dropped afterwards."""
+    env = isolated_env(infra, f"t{uuid4().hex[:10]}")
+    yield env
+    await drop_databases(infra, env)
+
+
+@pytest.fixture
 def call_id() -> str:
     return f"call-{uuid4().hex[:12]}"
