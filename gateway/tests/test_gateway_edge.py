@@ -124,6 +124,17 @@ async def test_malformed_json_rpc_is_a_protocol_error_without_side_effects(http,
     assert responder.sent(CommandType.list_tools) == []
 
 
+@pytest.mark.parametrize("body", [[1], [LIST_TOOLS], {"jsonrpc": "2.0", "id": 1}, {"id": 1, "method": "tools/list"}])
+async def test_a_body_that_is_no_json_rpc_message_gets_one_sentence_not_a_validation_report(
+    http, gateway, helpers, body
+) -> None:
+    response = await post(http, helpers.headers(gateway.key), body)
+    assert response.status_code == 400
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.json()["error"]["message"].startswith("Invalid request: the body must be a JSON-RPC 2.0")
+    assert not any(word in response.text for word in ("pydantic", "JSONRPCRequest", "input_value"))
+
+
 def test_host_patterns() -> None:
     assert matches("127.0.0.1:9443", ["127.0.0.1:*"])
     assert not matches("127.0.0.1.evil.net:80", ["127.0.0.1:*"])

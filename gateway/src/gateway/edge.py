@@ -4,6 +4,9 @@ In order: Host and Origin (403), declared body size (413), API key (401, one ide
 a missing, unknown or revoked key), `account_id` header against the key's account (403), rate limit
 per key (429), context headers (400). A request that passes carries its `Caller` and its span into
 the MCP handlers through the ASGI scope. The span started here is the root of the call's trace.
+
+The SDK answers a body that is JSON but no JSON-RPC message with pydantic's full validation report
+(model names, the input echoed, links to pydantic's docs); that answer is replaced by one sentence.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ def _reply(status: int, code: str, message: str, headers: dict[str, str] | None 
 
 
 UNAUTHORIZED = ("unauthorized", "A valid API key is required in the X-API-Key header.")
+NOT_JSON_RPC = (
+    "Invalid request: the body must be a JSON-RPC 2.0 request, notification or response object "
+    "with the members its method needs."
+)
 
 
 def matches(value: str, patterns: Sequence[str]) -> bool:
@@ -102,7 +109,7 @@ class Edge:
                 if rejection is not None:
                     await rejection(scope, receive, send_and_watch)
                 else:
-                    await self._app(scope, receive, send_and_watch)
+                    await self._app(scope, receive, _plain_validation_errors(send_and_watch))
             finally:
                 span.set_attribute("http.response.status_code", status)
                 if status >= 500:
@@ -164,6 +171,43 @@ class Edge:
         scope[CALLER_SCOPE_KEY] = caller
         scope[SPAN_SCOPE_KEY] = span
         return None
+
+
+def _plain_validation_errors(send: Send) -> Send:
+    """`send` with the SDK's 400 validation report replaced by `NOT_JSON_RPC` (see the module doc)."""
+    held: Message | None = None
+
+    async def sending(message: Message) -> None:
+        nonlocal held
+        if message["type"] == "http.response.start" and message["status"] == 400:
+            held = message
+            return
+        if held is None or message["type"] != "http.response.body":
+            await send(message)
+            return
+        start, held = held, None
+        body = message.get("body", b"")
+        if not message.get("more_body") and body.startswith(b'{"jsonrpc"'):
+            body = _replace_validation_report(body)
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            start = {**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+            message = {**message, "body": body}
+        await send(start)
+        await send(message)
+
+    return sending
+
+
+def _replace_validation_report(body: bytes) -> bytes:
+    try:
+        answer = json.loads(body)
+        error = answer["error"]
+        if not str(error["message"]).startswith("Validation error:"):
+            return body
+    except (ValueError, KeyError, TypeError):
+        return body
+    error["message"] = NOT_JSON_RPC
+    return json.dumps(answer).encode()
 
 
 def _context_problem(headers: Headers) -> str | None:
