@@ -265,8 +265,8 @@ class ToolTrace:
         return found[0]
 
 
-async def tool_trace(running: Running, call_id: str, service: str) -> ToolTrace:
-    """The whole trace of the tool call on `call_id`, once `service` exported its MongoDB spans."""
+async def tool_trace(running: Running, call_id: str, command_type: str) -> ToolTrace:
+    """The whole trace of the tool call on `call_id`, once the service exported its `command_type` spans."""
     tool_span = await eventually(
         lambda: running.receiver.find_spans(
             lambda s: s.name.startswith("tool ") and s.attributes.get("switchboard.call_id") == call_id
@@ -277,39 +277,35 @@ async def tool_trace(running: Running, call_id: str, service: str) -> ToolTrace:
 
     def complete() -> list[Span] | None:
         spans = running.receiver.trace(trace_id)
-        consumed = [s for s in spans if s.service == service and s.kind == "CONSUMER"]
-        database = [s for s in spans if s.service == service and s.kind == "CLIENT"]
+        by_id = {s.span_id: s for s in spans}
+        consumed = [s for s in spans if s.kind == "CONSUMER" and _command_type(s) == command_type]
+        database = [s for s in spans if s.kind == "CLIENT" and consumed and _descends_from(s, consumed[0], by_id)]
         root = [s for s in spans if s.parent_id is None]
-        return spans if consumed and database and root else None
+        return spans if database and root else None
 
-    return ToolTrace(await eventually(complete, f"the {service} spans of {call_id}"))
+    return ToolTrace(await eventually(complete, f"the {command_type} spans of {call_id}"))
+
+
+def _command_type(span: Span) -> str | None:
+    return span.attributes.get("switchboard.command.type")
 
 
 TOOL_CALLS = [
-    pytest.param(
-        "create_lead", {"name": "Jane Doe", "intent": "quote"}, "switchboard-leads", "leads.commands", id="create_lead"
-    ),
-    pytest.param(
-        "check_user_availability", {"user_id": USER}, "switchboard-persona", "persona.commands", id="availability"
-    ),
-    pytest.param(
-        "lookup_contact",
-        {"phone_number": CONTACT_NUMBER},
-        "switchboard-contacts",
-        "contacts.commands",
-        id="lookup_contact",
-    ),
+    pytest.param("create_lead", {"name": "Jane Doe", "intent": "quote"}, "leads", id="create_lead"),
+    pytest.param("check_user_availability", {"user_id": USER}, "persona", id="check_user_availability"),
+    pytest.param("lookup_contact", {"phone_number": CONTACT_NUMBER}, "contacts", id="lookup_contact"),
 ]
 
 
-@pytest.mark.parametrize(("tool", "arguments", "service", "topic"), TOOL_CALLS)
+@pytest.mark.parametrize(("tool", "arguments", "service"), TOOL_CALLS)
 async def test_one_tool_call_is_one_trace_from_the_gateway_to_the_database(
-    running: Running, tool: str, arguments: dict[str, Any], service: str, topic: str
+    running: Running, tool: str, arguments: dict[str, Any], service: str
 ) -> None:
+    command_type = f"{service}.{tool}"
     call_id, result = await running.call(tool, arguments)
     assert not result.is_error, result.content
 
-    trace = await tool_trace(running, call_id, service)
+    trace = await tool_trace(running, call_id, command_type)
     by_id = trace.by_id
     root = trace.one(lambda s: s.parent_id is None, "root span")
     assert (root.service, root.kind, root.name) == ("switchboard-gateway", "SERVER", "POST /ucp/v2/mcp")
@@ -317,21 +313,24 @@ async def test_one_tool_call_is_one_trace_from_the_gateway_to_the_database(
         assert span.parent_id is None or span.parent_id in by_id, f"{span.service} {span.name}: parent not in the trace"
 
     tool_span = trace.one(lambda s: s.name == f"tool {tool}", "tool span")
-    produce = trace.one(
-        lambda s: s.kind == "PRODUCER" and s.attributes["messaging.destination.name"].endswith(f".{topic}"),
-        f"publish to {topic}",
-    )
-    consume = trace.one(lambda s: s.kind == "CONSUMER" and s.service == service, "command consume")
-    database = [s for s in trace.spans if s.kind == "CLIENT" and s.service == service]
+    produce = trace.one(lambda s: s.kind == "PRODUCER" and _command_type(s) == command_type, "command publish")
+    consume = trace.one(lambda s: s.kind == "CONSUMER" and _command_type(s) == command_type, "command consume")
+    database = [s for s in trace.spans if s.kind == "CLIENT" and _descends_from(s, consume, by_id)]
     assert tool_span.parent_id == root.span_id
+    assert (produce.service, consume.service) == ("switchboard-gateway", f"switchboard-{service}")
     assert _descends_from(produce, tool_span, by_id)
-    assert produce.service == "switchboard-gateway"
     assert consume.parent_id == produce.span_id
+    assert consume.attributes["switchboard.command.id"] == produce.attributes["switchboard.command.id"]
     assert consume.attributes["switchboard.call_id"] == call_id
     assert consume.attributes["switchboard.outcome"] == "handled"
-    assert all(_descends_from(s, consume, by_id) for s in database)
-    assert {s.attributes.get("db.system") for s in database} == {"mongodb"}
+    assert database and {s.attributes.get("db.system") for s in database} == {"mongodb"}
+    assert {s.service for s in database} == {consume.service}
     assert {root.attributes["switchboard.outcome"], tool_span.attributes["switchboard.outcome"]} == {"ok"}
+    for span in trace.spans:
+        if span.service != "switchboard-gateway":
+            assert any(
+                c.kind == "CONSUMER" and (c is span or _descends_from(span, c, by_id)) for c in trace.spans
+            ), f"{span.service} {span.name} is not under a consumed command"
 
 
 # Metrics
@@ -397,10 +396,10 @@ async def test_per_tool_latency_errors_timeouts_and_consumer_lag_are_exported(ru
 async def test_no_phone_number_or_api_key_in_telemetry_or_logs(running: Running) -> None:
     call_id, result = await running.call("lookup_contact", {"phone_number": CONTACT_NUMBER})
     assert not result.is_error
-    await tool_trace(running, call_id, "switchboard-contacts")
+    await tool_trace(running, call_id, "contacts.lookup_contact")
     call_id, result = await running.call("create_lead", {"name": "Ann", "intent": "call back"})
     assert not result.is_error
-    await tool_trace(running, call_id, "switchboard-leads")
+    await tool_trace(running, call_id, "leads.create_lead")
 
     secret = running.e2e.demo.api_key.rsplit("_", 1)[1]
     exported = running.receiver.all_text()
