@@ -377,9 +377,9 @@ async def test_per_tool_latency_errors_timeouts_and_consumer_lag_are_exported(ru
     )
     lag = await eventually(
         lambda: receiver.find_points(
-            lambda p: p.metric == "switchboard.consumer.lag" and p.service == "switchboard-leads" and p.kind == "gauge"
+            lambda p: p.metric == "switchboard.consumer.lag" and p.service == "switchboard-persona" and p.kind == "gauge"
         ),
-        "the consumer lag gauge of leads",
+        "the consumer lag gauge of persona",
     )
     assert all(p.value >= 0 for p in lag)
     await eventually(
