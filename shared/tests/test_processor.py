@@ -1,5 +1,6 @@
 """The command-consumer runtime's logic, on the in-memory bus (the Kafka path is in tests/integration)."""
 
+import asyncio
 import json
 from datetime import timedelta
 
@@ -128,6 +129,22 @@ async def test_handler_bug_replies_internal_error_and_dead_letters(processor: Co
     assert processed.reply.error.code is ErrorCode.internal
     assert "bug" not in processed.reply.error.message
     assert processed.dead_letter_reason and "RuntimeError" in processed.dead_letter_reason
+
+
+class SlowClaims(InMemoryProcessedCommands):
+    async def claim(self, command: Command) -> object:
+        stored = await super().claim(command)
+        await asyncio.sleep(0.2)
+        return stored
+
+
+async def test_a_claim_that_outlasts_the_deadline_runs_no_handler(users: Users) -> None:
+    processor = CommandProcessor("persona", {CommandType.check_user_availability: users.check}, SlowClaims())
+    processed = await processor.process(command("u1", timeout=0.1).model_dump_json().encode())
+    assert processed.outcome is Outcome.expired
+    assert users.calls == 0
+    assert processed.reply is not None and processed.reply.error is not None
+    assert processed.reply.error.code is ErrorCode.unavailable
 
 
 async def test_a_store_internal_error_replies_unavailable_without_dead_letter(processor: CommandProcessor) -> None:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Command[Any]], Awaitable[Contract]]
 
 UNAVAILABLE_MESSAGE = "The service is temporarily unavailable; try again in a moment."
+OUT_OF_TIME_MESSAGE = "The request ran out of time before it was carried out, so nothing was done; try again in a moment."
 
 
 class Outcome(StrEnum):
@@ -129,6 +130,12 @@ class CommandProcessor:
                 return Processed(Outcome.in_progress, command=command)
             return Processed(Outcome.duplicate, command=command, reply=reply)
 
+        if command.expired():
+            # The claim itself took the rest of the time (a slow or recovering store): acting now
+            # would be acting after the caller gave up.
+            reply = Reply.failure(command, ErrorCode.unavailable, OUT_OF_TIME_MESSAGE)
+            await self._complete(command, reply)
+            return Processed(Outcome.expired, command=command, reply=reply)
         dead_letter_reason = None
         outcome = Outcome.failed
         try:
@@ -145,8 +152,11 @@ class CommandProcessor:
                 log.exception("handler for %s failed on command %s", command.type, command.command_id)
                 reply = Reply.failure(command, ErrorCode.internal, "The service failed to process this request.")
                 dead_letter_reason = f"handler raised {type(e).__name__}: {e}"
+        await self._complete(command, reply)
+        return Processed(outcome, command=command, reply=reply, dead_letter_reason=dead_letter_reason)
+
+    async def _complete(self, command: Command[Any], reply: Reply) -> None:
         try:
             await self._processed.complete(command, reply)
         except StoreUnavailable as e:
             log.warning("could not store the reply of %s: %s", command.command_id, e)
-        return Processed(outcome, command=command, reply=reply, dead_letter_reason=dead_letter_reason)
