@@ -8,7 +8,7 @@ import pytest
 from leads_svc.handlers import create_lead
 from switchboard.contracts import CallContext, CommandType, ErrorCode, Topic
 from switchboard.contracts.leads import CaseCreatedEvent, Classification, CreateLead, LeadCreated, LeadCreatedEvent
-from switchboard.messaging import CommandProcessor, InvalidArgument, RequestFailed
+from switchboard.messaging import CommandProcessor, InvalidArgument, RequestFailed, Unavailable
 from switchboard.messaging.idempotency import InMemoryProcessedCommands
 from switchboard.messaging.memory import InMemoryBus
 
@@ -110,6 +110,14 @@ async def test_a_repeated_command_without_a_caller_number_finds_its_own_lead(han
 async def test_blank_name_or_intent_is_refused_before_anything_is_stored(handle, command, leads, cases, publisher, field, value) -> None:
     with pytest.raises(InvalidArgument, match=field):
         await handle(command(**{field: value}))
+    assert not leads.by_id and not cases.by_id and not publisher.published
+
+
+async def test_a_command_past_its_deadline_stores_nothing(handle, command, leads, cases, publisher) -> None:
+    late = command()
+    late = late.model_copy(update={"deadline": late.sent_at})
+    with pytest.raises(Unavailable, match="try again"):
+        await handle(late)
     assert not leads.by_id and not cases.by_id and not publisher.published
 
 

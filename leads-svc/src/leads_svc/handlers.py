@@ -7,7 +7,9 @@ from leads_svc.outbox import LeadEvents
 from leads_svc.repository import Cases, Leads
 from switchboard.contracts import Command
 from switchboard.contracts.leads import CreateLead, LeadCreated
-from switchboard.messaging import InvalidArgument
+from switchboard.messaging import InvalidArgument, Unavailable
+
+OUT_OF_TIME = "The request ran out of time before the lead was recorded; try again in a moment."
 
 
 async def create_lead(command: Command[CreateLead], *, leads: Leads, cases: Cases, events: LeadEvents) -> LeadCreated:
@@ -24,9 +26,11 @@ async def create_lead(command: Command[CreateLead], *, leads: Leads, cases: Case
     if not intent:
         raise InvalidArgument("The intent is blank; give in one sentence why the caller is calling.")
     caller = identify_caller(command.caller_id_number, command.region)
+    _in_time(command)
     created_at = now_ms()
 
     lead, lead_inserted = await leads.add(new_lead(command, caller, name, created_at))
+    _in_time(command)
     case, case_inserted = await cases.add(new_case(command, lead.id, name, intent, created_at))
     if lead_inserted:
         await events.lead_created(lead)
@@ -38,3 +42,9 @@ async def create_lead(command: Command[CreateLead], *, leads: Leads, cases: Case
         lead_existed=lead.command_id != command.command_id,
         deduplicable=lead.deduplicable,
     )
+
+
+def _in_time(command: Command[CreateLead]) -> None:
+    """Nothing is written after the command's deadline: the agent was told the call failed, and may retry."""
+    if command.expired():
+        raise Unavailable(OUT_OF_TIME)
