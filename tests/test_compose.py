@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -211,6 +212,19 @@ def test_image_is_slim_non_root_and_runs_its_own_module(process: ComposeProcess)
     assert (member / "src" / process.spec.module / "__main__.py").exists()
     assert f"--package {_project_name(member)}" in dockerfile.text
     assert f"COPY {member.name} {member.name}" in dockerfile.text
+
+
+def test_image_build_sees_every_workspace_member(process: ComposeProcess) -> None:
+    """`uv sync --frozen` checks the lock against the whole workspace, so each member's pyproject is copied."""
+    members = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]["members"]
+    text = process.dockerfile.text
+    assert "COPY pyproject.toml uv.lock ./" in text
+    for member in members:
+        assert f"COPY {member} {member}" in text or f"COPY {member}/pyproject.toml {member}/pyproject.toml" in text
+
+
+def test_readme_says_how_to_run_it_with_docker() -> None:
+    assert "docker compose up" in (ROOT / "README.md").read_text()
 
 
 def _project_name(member: Path) -> str:
