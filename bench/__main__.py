@@ -7,8 +7,8 @@
 Steps: start the system (free ports, own topics and databases), seed the demo account, add native
 contacts; warm up; latency against offered load for the system and the baseline, rate by rate;
 a 2025-era client at one rate; CPU at idle; saturation with and without the per-key rate limit;
-a profile of the gateway under load; lookup scaling with the number of contacts. Databases are
-dropped at the end.
+a profile of the gateway under load; lookup scaling with the number of contacts. The run has its
+own Kafka and FerretDB on free ports (deleted at the end), unless `--shared-servers`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 from bench import machine, report
 from bench.cpu import CpuSnapshot, CpuUsage
 from bench.load import LEGACY
-from bench.profiled import MODULE, OUTPUT
+from bench.profiled import MODULE, OUTPUT, START, STOP
 from bench.runner import Target, measure, targets
 from bench.scaling import contacts_scaling
 from bench.system import BenchSystem, ProcessSpec, rate_limit_env
@@ -139,10 +139,18 @@ async def saturation(bench: BenchSystem, plan: Plan, results: dict[str, Any]) ->
 
 async def profile_gateway(bench: BenchSystem, plan: Plan, name: str, results: dict[str, Any]) -> None:
     output = RESULTS / f"{name}-gateway-profile.txt"
+    output.unlink(missing_ok=True)
     await bench.restart_gateway({MODULE: "gateway", OUTPUT: str(output)}, spec=PROFILED_GATEWAY)
+    gateway = bench.system.get(GATEWAY.name)
+    bench.system.signal(gateway, START)
     row = await measure(
         bench, targets(bench)["switchboard"], rate=plan.profile_rate, duration=plan.profile_duration, contacts=plan.contacts, tag="profile"
     )
+    bench.system.signal(gateway, STOP)
+    for _ in range(600):
+        if output.exists():
+            break
+        await asyncio.sleep(0.1)
     await bench.restart_gateway({})
     results["profile"] = {"file": output.name, **{k: row[k] for k in ("offered_rate", "duration_s", "latency_ms", "cpu")}}
     say(f"gateway profile at {plan.profile_rate:g}/s in {output}")
@@ -161,10 +169,17 @@ async def scaling(bench: BenchSystem, plan: Plan, results: dict[str, Any]) -> No
         await client.close()
 
 
-async def run(plan: Plan, name: str, skip: set[str]) -> dict[str, Any]:
-    results: dict[str, Any] = {"name": name, "machine_before": machine.describe(), "plan": plan.__dict__, "curve": [], "saturation": []}
+async def run(plan: Plan, name: str, skip: set[str], *, private_servers: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "name": name,
+        "machine_before": machine.describe(),
+        "plan": plan.__dict__,
+        "private_servers": private_servers,
+        "curve": [],
+        "saturation": [],
+    }
     say(f"load average {results['machine_before']['load_average']}; starting the system")
-    bench = await BenchSystem.start()
+    bench = await BenchSystem.start(private_servers=private_servers)
     try:
         assert bench.demo is not None
         client = connect(bench.env["SWITCHBOARD_MONGO_URI"], app_name="switchboard-bench")
@@ -201,10 +216,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few seconds per step, to check the harness")
     parser.add_argument("--name", help="results file name (default: quick or full, with the date)")
     parser.add_argument("--skip", action="append", default=[], choices=["era", "saturation", "profile", "scaling"])
+    parser.add_argument(
+        "--shared-servers",
+        action="store_true",
+        help="use the shared Kafka and FerretDB of scripts/infra instead of starting a private pair",
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     name = args.name or f"{'quick' if args.quick else 'full'}-{time.strftime('%Y%m%d-%H%M')}"
-    results = asyncio.run(run(plan, name, set(args.skip)))
+    results = asyncio.run(run(plan, name, set(args.skip), private_servers=not args.shared_servers))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
     (RESULTS / f"{name}.md").write_text(report.markdown(results))

@@ -3,12 +3,22 @@
 Nothing here touches the default ports of `make run` or another run's topics and databases: each
 bench run has its own id, topic prefix `b<id>.` and databases `bench_<id>_<service>`, dropped at
 the end. The demo account is seeded with scripts/seed.py, the same seed `make run` uses.
+
+By default the run also has its own Kafka and FerretDB (`PrivateInfra`: scripts/infra on free
+ports with a state directory of its own, stopped and deleted at the end). Other people's tests use
+the shared servers at the same time; with servers of its own, the CPU a tool call costs in Kafka
+and FerretDB is ours alone, and the bench's load does not slow their tests down.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +27,7 @@ from uuid import uuid4
 from pymongo import MongoClient
 
 from switchboard.testing.infra import REPO_ROOT, start_infra
-from switchboard.testing.system import ALL, GATEWAY, ProcessSpec, Running, System
+from switchboard.testing.system import ALL, GATEWAY, ProcessSpec, Running, System, free_port
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
@@ -38,9 +48,67 @@ BASELINE = ProcessSpec("baseline", "bench.baseline", "SWITCHBOARD_GATEWAY_PORT",
 INFRA_PIDS = {"kafka": "kafka.pid", "ferretdb": "ferretdb.pid"}
 
 
-def state_dir() -> Path:
+def shared_state_dir() -> Path:
     cache = Path(os.environ.get("SWITCHBOARD_CACHE", Path.home() / ".cache" / "switchboard"))
     return Path(os.environ.get("SWITCHBOARD_STATE", cache / "state"))
+
+
+@dataclass(frozen=True)
+class Servers:
+    """Kafka and FerretDB: where they listen and the state directory holding their pid files."""
+
+    kafka_bootstrap: str
+    mongo_uri: str
+    state: Path
+    private: bool
+
+    @classmethod
+    def shared(cls) -> Servers:
+        infra, _ = start_infra()
+        return cls(infra.kafka_bootstrap, infra.mongo_uri, shared_state_dir(), private=False)
+
+    @classmethod
+    def start_private(cls) -> Servers:
+        state = Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
+        kafka, controller, mongo = free_port(), free_port(), free_port()
+        env = {
+            **os.environ,
+            "SWITCHBOARD_STATE": str(state),
+            "SWITCHBOARD_KAFKA_PORT": str(kafka),
+            "SWITCHBOARD_KAFKA_CONTROLLER_PORT": str(controller),
+            "SWITCHBOARD_MONGO_PORT": str(mongo),
+        }
+        subprocess.run([str(REPO_ROOT / "scripts" / "infra"), "up"], env=env, check=True)
+        return cls(f"127.0.0.1:{kafka}", f"mongodb://127.0.0.1:{mongo}", state, private=True)
+
+    def pids(self) -> dict[str, int]:
+        pids = {}
+        for name, file in INFRA_PIDS.items():
+            try:
+                pids[name] = int((self.state / file).read_text().strip())
+            except (OSError, ValueError):
+                continue
+        return pids
+
+    def stop(self) -> None:
+        """Stop and delete private servers (by the pids their start wrote); shared ones are left alone."""
+        if not self.private:
+            return
+        for pid in self.pids().values():
+            _terminate(pid)
+        shutil.rmtree(self.state, ignore_errors=True)
+
+
+def _terminate(pid: int, grace: float = 15) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
 
 
 def rate_limit_env(per_second: float, burst: int) -> dict[str, str]:
@@ -74,22 +142,27 @@ class BenchSystem:
     run_id: str
     env: dict[str, str]
     system: System
+    servers: Servers
     demo: seed.DemoSystem | None = None
     demo_api: seed.DemoApi | None = None
     baseline: Running | None = None
     extra: list[Running] = field(default_factory=list)
 
     @classmethod
-    async def start(cls) -> BenchSystem:
-        infra, _ = start_infra()
+    async def start(cls, *, private_servers: bool = True) -> BenchSystem:
+        servers = Servers.start_private() if private_servers else Servers.shared()
         run_id = uuid4().hex[:10]
-        env = bench_env(run_id, infra.mongo_uri, infra.kafka_bootstrap)
-        bench = cls(run_id, env, System(env, state_dir() / "logs" / f"bench-{run_id}"))
-        for spec in ALL:
-            bench.system.start(spec)
-        await bench.system.wait_ready()
-        bench.demo_api = seed.DemoApi.start()
-        bench.demo = await seed.seed_system(env, bench.urls, demo_api_url=bench.demo_api.url, key_label="bench")
+        env = bench_env(run_id, servers.mongo_uri, servers.kafka_bootstrap)
+        bench = cls(run_id, env, System(env, servers.state / "logs" / f"bench-{run_id}"), servers)
+        try:
+            for spec in ALL:
+                bench.system.start(spec)
+            await bench.system.wait_ready()
+            bench.demo_api = seed.DemoApi.start()
+            bench.demo = await seed.seed_system(env, bench.urls, demo_api_url=bench.demo_api.url, key_label="bench")
+        except BaseException:
+            bench.stop()
+            raise
         return bench
 
     @property
@@ -104,20 +177,17 @@ class BenchSystem:
         return self.env[SERVICE_DATABASES[service]]
 
     def pids(self, *, baseline: bool = False) -> dict[str, int]:
-        """The processes whose CPU a tool call costs: ours (or the baseline) plus Kafka and FerretDB."""
+        """The processes whose CPU a tool call costs: ours with Kafka and FerretDB, or the baseline with FerretDB."""
+        servers = self.servers.pids()
         if baseline:
             assert self.baseline is not None
-            ours = {"baseline": self.baseline.process.pid}
-        else:
-            ours = {r.label: r.process.pid for r in self.system.running if r.spec is not BASELINE and r.process.poll() is None}
-        return {**ours, **infra_pids()}
+            return {"baseline": self.baseline.process.pid, "ferretdb": servers["ferretdb"]}
+        ours = {r.label: r.process.pid for r in self.system.running if r.spec is not BASELINE and r.process.poll() is None}
+        return {**ours, **servers}
 
     async def restart_gateway(self, extra_env: Mapping[str, str], *, spec: ProcessSpec = GATEWAY) -> None:
-        """Replace the gateway process, e.g. with other settings or under a profiler.
-
-        The grace is long because a profiled gateway writes its report after it stops serving.
-        """
-        self.system.stop(self.system.get(GATEWAY.name), grace=120)
+        """Replace the gateway process, e.g. with other settings or under a profiler."""
+        self.system.stop(self.system.get(GATEWAY.name))
         self.system.running = [r for r in self.system.running if r.spec.name != GATEWAY.name]
         self.system.start(spec, extra_env=extra_env)
         await self.system.wait_ready()
@@ -133,21 +203,13 @@ class BenchSystem:
             self.system.running.remove(self.baseline)
             self.baseline = None
 
-    def stop(self, *, drop: bool = True) -> None:
+    def stop(self) -> None:
         self.system.stop_all()
         if self.demo_api is not None:
             self.demo_api.stop()
-        if drop:
-            with MongoClient(self.env["SWITCHBOARD_MONGO_URI"]) as client:
-                for variable in SERVICE_DATABASES.values():
-                    client.drop_database(self.env[variable])
-
-
-def infra_pids() -> dict[str, int]:
-    pids = {}
-    for name, file in INFRA_PIDS.items():
-        try:
-            pids[name] = int((state_dir() / file).read_text().strip())
-        except (OSError, ValueError):
-            continue
-    return pids
+        if self.servers.private:
+            self.servers.stop()
+            return
+        with MongoClient(self.env["SWITCHBOARD_MONGO_URI"]) as client:
+            for variable in SERVICE_DATABASES.values():
+                client.drop_database(self.env[variable])
