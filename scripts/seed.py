@@ -98,8 +98,6 @@ class _OrderStatus(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (the http.server naming)
         path = urlsplit(self.path).path
-        if path == "/healthz":
-            return self._answer(HTTPStatus.OK, {"status": "ok"})
         prefix, _, order_id = path.rpartition("/")
         order = ORDERS.get(order_id) if prefix == "/orders" else None
         if order is None:
@@ -178,7 +176,6 @@ def custom_tools(demo_api_url: str) -> dict[str, dict[str, object]]:
             "description": "Look up the delivery status of one of the caller's orders by its order number.",
             "method": "GET",
             "url": demo_api_url.rstrip("/") + "/orders/{{order_id}}",
-            "headers": [{"name": "X-Caller", "value": "{{caller_id_number}}"}],
             "variables": [
                 {"name": "order_id", "type": "text", "description": "The order number the caller gives, e.g. 1001."}
             ],

@@ -14,13 +14,14 @@ import pytest
 
 from switchboard.testing.infra import REPO_ROOT
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("npm") is None, reason="scripts/inspector installs the Inspector with npm"),
-]
-
 INSTALL_AND_RUN_SECONDS = 300
 """The first run installs the Inspector and Node from npm (about a minute); later runs take seconds."""
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.timeout(INSTALL_AND_RUN_SECONDS + 240),
+    pytest.mark.skipif(shutil.which("npm") is None, reason="scripts/inspector installs the Inspector with npm"),
+]
 
 
 async def inspector(e2e, call_id: str, *arguments: str, tmp_path) -> tuple[int, Any, str]:

@@ -21,7 +21,7 @@ from demo_call import mcp_client
 from switchboard.testing.infra import REPO_ROOT
 from switchboard.testing.system import ALL, free_port
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(360)]
 
 READY = "run: all processes ready"
 STARTED = re.compile(r"^run: started (?P<name>\S+) \(pid (?P<pid>\d+)\) on port (?P<port>\d+)")

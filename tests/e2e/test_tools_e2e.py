@@ -14,7 +14,8 @@ from mcp.shared.exceptions import MCPError
 
 from demo_call import ERAS
 
-pytestmark = pytest.mark.e2e
+# The first test also waits for the shared system to start: minutes on a loaded machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 GLOBAL_TOOLS = ["transfer_call", "is_office_open", "lookup_contact", "check_user_availability", "create_lead", "hangup_call"]
 OFFICE_SENTENCES = {
@@ -181,7 +182,9 @@ async def test_errors_the_model_sees_are_sentences_it_can_act_on(e2e, mode) -> N
     assert ghost.is_error and text(ghost) == "There is no user 'ghost' in this account."
     assert garbage.is_error and "Give a phone number with its area code" in text(garbage)
     assert emergency.is_error and text(emergency).startswith("911 is an emergency number")
-    assert abroad.is_error and "+442071838750" not in text(abroad).split(".")[-1]
+    assert abroad.is_error and text(abroad) == (
+        "+442071838750 is outside the account's country (US); this account does not allow international transfers."
+    )
     assert no_intent.is_error and text(no_intent).startswith("Invalid arguments for create_lead:")
     assert "intent" in text(no_intent)
     assert bad_variable.is_error and text(bad_variable).startswith(f"Invalid arguments for {e2e.demo.api_request_tool}:")
