@@ -170,6 +170,7 @@ async def test_errors_the_model_sees_are_sentences_it_can_act_on(e2e, mode) -> N
     async with e2e.client(call, mode=mode) as client:
         ghost = await client.call_tool("check_user_availability", {"user_id": "ghost"})
         garbage = await client.call_tool("transfer_call", {"destination_number": "call me maybe"})
+        not_a_number = await client.call_tool("lookup_contact", {"phone_number": "12345678901234"})
         emergency = await client.call_tool("transfer_call", {"destination_number": "911"})
         abroad = await client.call_tool("transfer_call", {"destination_number": "+442071838750"})
         no_intent = await client.call_tool("create_lead", {"name": "Jane Doe"})
@@ -181,6 +182,9 @@ async def test_errors_the_model_sees_are_sentences_it_can_act_on(e2e, mode) -> N
 
     assert ghost.is_error and text(ghost) == "There is no user 'ghost' in this account."
     assert garbage.is_error and "Give a phone number with its area code" in text(garbage)
+    assert not_a_number.is_error and text(not_a_number) == (
+        "'12345678901234' is not a valid phone number. Ask the caller to say the number again, with its country code."
+    )
     assert emergency.is_error and text(emergency).startswith("911 is an emergency number")
     assert abroad.is_error and text(abroad) == (
         "+442071838750 is outside the account's country (US); this account does not allow international transfers."
