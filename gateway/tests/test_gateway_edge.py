@@ -135,6 +135,15 @@ async def test_a_body_that_is_no_json_rpc_message_gets_one_sentence_not_a_valida
     assert not any(word in response.text for word in ("pydantic", "JSONRPCRequest", "input_value"))
 
 
+@pytest.mark.parametrize("resume", [{}, {"Last-Event-ID": "0"}])
+async def test_a_get_is_405_as_there_is_no_event_stream(http, gateway, helpers, resume) -> None:
+    headers = {**ACCEPT, **helpers.headers(gateway.key), **resume}
+    response = await http.get(PATH, headers=headers)
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+    assert response.json()["error"] == "method_not_allowed"
+    assert (await http.get(PATH, headers={**headers, "X-API-Key": "nope"})).status_code == 401
+
+
 def test_host_patterns() -> None:
     assert matches("127.0.0.1:9443", ["127.0.0.1:*"])
     assert not matches("127.0.0.1.evil.net:80", ["127.0.0.1:*"])

@@ -5,6 +5,10 @@ a missing, unknown or revoked key), `account_id` header against the key's accoun
 per key (429), context headers (400). A request that passes carries its `Caller` and its span into
 the MCP handlers through the ASGI scope. The span started here is the root of the call's trace.
 
+A GET is answered 405, as the transport allows a server without a server-to-client stream to: the
+gateway is stateless and never sends on one, so a GET stream would only hold a connection open
+forever, and the SDK fails a GET carrying `Last-Event-ID` with a 500 (it has no event store).
+
 The SDK answers a body that is JSON but no JSON-RPC message with pydantic's full validation report
 (model names, the input echoed, links to pydantic's docs); that answer is replaced by one sentence.
 """
@@ -51,6 +55,12 @@ def _reply(status: int, code: str, message: str, headers: dict[str, str] | None 
 
 
 UNAUTHORIZED = ("unauthorized", "A valid API key is required in the X-API-Key header.")
+NO_EVENT_STREAM = _reply(
+    405,
+    "method_not_allowed",
+    "This endpoint offers no event stream; send JSON-RPC messages with POST.",
+    headers={"Allow": "POST"},
+)
 NOT_JSON_RPC = (
     "Invalid request: the body must be a JSON-RPC 2.0 request, notification or response object "
     "with the members its method needs."
@@ -106,6 +116,8 @@ class Edge:
             )
             try:
                 rejection = await self._admit(scope, Headers(scope=scope), span)
+                if rejection is None and method == "GET":
+                    rejection = NO_EVENT_STREAM
                 if rejection is not None:
                     await rejection(scope, receive, send_and_watch)
                 else:
