@@ -102,26 +102,40 @@ def headline(row: dict[str, Any]) -> str:
     )
 
 
+def saturated(row: dict[str, Any]) -> bool:
+    """Far past what the target can serve: higher rates would only pile up more timeouts."""
+    return row["errors"] > row["calls"] / 2
+
+
 async def load_curve(bench: BenchSystem, plan: Plan, results: dict[str, Any]) -> None:
     found = targets(bench)
+    done: set[str] = set()
     for rate in plan.rates:
         duration = plan.low_rate_duration if rate <= 20 else plan.duration
         for name in ("switchboard", "baseline"):
+            if name in done:
+                continue
             row = await measure(bench, found[name], rate=rate, duration=duration, contacts=plan.contacts, tag=f"{name}-{rate:g}")
             results["curve"].append(row)
             say(headline(row))
+            if saturated(row):
+                say(f"{name} saturated at {rate:g}/s: no higher rates for it")
+                done.add(name)
 
 
 async def idle_cpu(bench: BenchSystem, seconds: float) -> dict[str, Any]:
-    pids = bench.pids()
+    """Cores each process uses with no load at all: the floor under every measurement."""
+    pids = {**bench.pids(), **bench.pids(baseline=True)}
     before, started = CpuSnapshot.take(pids), time.perf_counter()
     await asyncio.sleep(seconds)
     usage = CpuUsage.between(before, CpuSnapshot.take(pids))
     wall = time.perf_counter() - started
+    cores = {name: round(s / wall, 3) for name, s in usage.processes.items()}
     return {
         "seconds": round(wall, 1),
-        "cores_by_process": {name: round(s / wall, 3) for name, s in usage.processes.items()},
-        "cores_ours": round(sum(s for n, s in usage.processes.items() if n not in ("kafka", "ferretdb")) / wall, 3),
+        "cores_by_process": cores,
+        "switchboard_cores": round(sum(cores[name] for name in bench.pids()), 3),
+        "baseline_cores": round(sum(cores[name] for name in bench.pids(baseline=True)), 3),
     }
 
 
@@ -190,7 +204,7 @@ async def run(plan: Plan, name: str, skip: set[str], *, private_servers: bool) -
         say(f"{plan.contacts} native contacts inserted in {seconds:.2f} s; baseline starting")
         await bench.start_baseline()
         results["idle"] = await idle_cpu(bench, plan.idle_seconds)
-        say(f"idle: {results['idle']['cores_ours']} cores for our processes")
+        say(f"idle: {results['idle']['switchboard_cores']} cores for the system, {results['idle']['baseline_cores']} for the baseline")
         for target in targets(bench).values():
             await measure(bench, target, rate=20, duration=plan.warmup, contacts=plan.contacts, tag=f"warmup-{target.name}")
         await load_curve(bench, plan, results)

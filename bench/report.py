@@ -63,16 +63,36 @@ def _yes(met: bool | None) -> str:
     return {True: "met", False: "NOT met", None: "not measured"}[met]
 
 
-def curve_table(results: dict[str, Any]) -> str:
+def idle_cores(results: dict[str, Any], row: dict[str, Any]) -> float:
+    idle = results.get("idle") or {}
+    return idle.get("baseline_cores" if row["target"] == "baseline" else "switchboard_cores", 0.0)
+
+
+def marginal_ms(results: dict[str, Any], row: dict[str, Any]) -> float:
+    """CPU per call above the idle floor (the consumers' polling, background relays)."""
+    cpu = row["cpu"]
+    floor = idle_cores(results, row) * cpu.get("wall_s", row["duration_s"]) * 1000 / max(cpu.get("served", row["calls"]), 1)
+    return max(cpu["ms_per_call"] - floor, 0.01)
+
+
+def cpu_bound(results: dict[str, Any], row: dict[str, Any], cores: int) -> int:
+    """Calls/s the cores left after the idle floor could serve at this run's marginal CPU per call
+    (load generator included), if nothing else ran on the machine."""
+    generator_ms = row["cpu"]["load_generator_cores"] * 1000 / max(row["offered_rate"], 1)
+    return int((cores - idle_cores(results, row)) * 1000 / (marginal_ms(results, row) + generator_ms))
+
+
+def curve_table(results: dict[str, Any], rows: list[dict[str, Any]], cores: int) -> str:
     lines = [
-        "| target | offered/s | ok/s | errors | p50 ms | p95 ms | p99 ms | max ms | CPU ms/call | other load (cores) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| target | offered/s | ok/s | errors | p50 ms | p95 ms | p99 ms | max ms | CPU ms/call | above idle | CPU bound/s | other load (cores) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in sorted(results["curve"], key=lambda r: (r["offered_rate"], r["target"] != "switchboard")):
+    for r in sorted(rows, key=lambda r: (r["offered_rate"], r["target"] != "switchboard")):
         lat = r["latency_ms"]
         lines.append(
             f"| {r['target']} | {r['offered_rate']:g} | {r['throughput_per_s']} | {r['errors']} | {lat['p50']} | "
-            f"{lat['p95']} | {lat['p99']} | {lat['max']} | {r['cpu']['ms_per_call']} | {r['cpu']['other_processes_cores']} |"
+            f"{lat['p95']} | {lat['p99']} | {lat['max']} | {r['cpu']['ms_per_call']} | {marginal_ms(results, r):.1f} | "
+            f"{cpu_bound(results, r, cores)} | {r['cpu']['other_processes_cores']} |"
         )
     return "\n".join(lines)
 
@@ -125,7 +145,12 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## Latency against offered load",
         "",
-        curve_table(results),
+        curve_table(results, results["curve"], m["cores"]),
+        "",
+        "CPU ms/call: all the target's processes (for the system: gateway, services, Kafka, FerretDB) "
+        "over the calls served; above idle: less what they burn with no load at all; CPU bound/s: the "
+        "calls per second the cores left after the idle floor could serve at that marginal cost "
+        "(load generator included) if nothing else ran on the machine.",
         "",
         "Switchboard as a ratio of the single-process baseline:",
         "",
@@ -137,7 +162,7 @@ def markdown(results: dict[str, Any]) -> str:
             parts += ["", f"## Per tool at {rate}/s", "", tools_table(row), "", "CPU ms per tool call by process:", "", cpu_table(row)]
     if results.get("legacy_era"):
         row = results["legacy_era"]
-        parts += ["", "## 2025-era client (stateless tools/call) at 100/s", "", curve_table({"curve": [row]})]
+        parts += ["", "## 2025-era client (stateless tools/call) at 100/s", "", curve_table(results, [row], m["cores"])]
     if results["saturation"]:
         parts += ["", "## Past saturation", "", "| rate limit/s | offered/s | ok/s | refused | refused p99 ms | errors | served p50 ms | served p99 ms |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for r in results["saturation"]:
@@ -148,7 +173,13 @@ def markdown(results: dict[str, Any]) -> str:
             )
     if results.get("idle"):
         idle = results["idle"]
-        parts += ["", "## At idle", "", f"Our five processes use {idle['cores_ours']} cores with no load: {idle['cores_by_process']}."]
+        parts += [
+            "",
+            "## At idle",
+            "",
+            f"With no load the system uses {idle['switchboard_cores']} cores and the baseline {idle['baseline_cores']}: "
+            f"{idle['cores_by_process']}.",
+        ]
     if results.get("contacts_scaling"):
         parts += ["", "## lookup_contact's native query against the number of contacts", "", "| contacts | insert s | lookups | p50 ms | p99 ms | max ms | plan |", "|---:|---:|---:|---:|---:|---:|---|"]
         for r in results["contacts_scaling"]:

@@ -60,6 +60,8 @@ async def measure(
     summary = summarise(samples, duration)
     served = max(summary["calls"] - summary["refused"], 1)
     summary["cpu"] = {
+        "wall_s": round(wall, 2),
+        "served": served,
         "ms_per_call": round(usage.total() / served * 1000, 2),
         "ms_per_call_by_process": {name: round(s / served * 1000, 2) for name, s in usage.processes.items()},
         "load_generator_cores": round(generator / wall, 2),

@@ -45,6 +45,8 @@ UNLIMITED = 1_000_000
 """A per-key rate limit no run reaches: throughput runs measure the system, not the limiter."""
 
 BASELINE = ProcessSpec("baseline", "bench.baseline", "SWITCHBOARD_GATEWAY_PORT", "SWITCHBOARD_GATEWAY_HOST", 0)
+READY_TIMEOUT = 180
+"""Seconds for every process to answer /readyz: starting five processes takes long on a busy machine."""
 INFRA_PIDS = {"kafka": "kafka.pid", "ferretdb": "ferretdb.pid"}
 
 
@@ -157,7 +159,7 @@ class BenchSystem:
         try:
             for spec in ALL:
                 bench.system.start(spec)
-            await bench.system.wait_ready()
+            await bench.system.wait_ready(timeout=READY_TIMEOUT)
             bench.demo_api = seed.DemoApi.start()
             bench.demo = await seed.seed_system(env, bench.urls, demo_api_url=bench.demo_api.url, key_label="bench")
         except BaseException:
@@ -190,11 +192,11 @@ class BenchSystem:
         self.system.stop(self.system.get(GATEWAY.name))
         self.system.running = [r for r in self.system.running if r.spec.name != GATEWAY.name]
         self.system.start(spec, extra_env=extra_env)
-        await self.system.wait_ready()
+        await self.system.wait_ready(timeout=READY_TIMEOUT)
 
     async def start_baseline(self) -> Running:
         self.baseline = self.system.start(BASELINE)
-        await self.system.wait_ready()
+        await self.system.wait_ready(timeout=READY_TIMEOUT)
         return self.baseline
 
     def stop_baseline(self) -> None:
