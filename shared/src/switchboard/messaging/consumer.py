@@ -203,6 +203,14 @@ class CommandConsumer:
         _command_duration.record((time.perf_counter() - started) * 1000, attributes)
 
     async def _send_reply(self, processed: Processed) -> None:
+        assert processed.reply_to is not None and processed.reply is not None
+        with tracer.start_as_current_span(f"{processed.reply_to} publish", kind=trace.SpanKind.PRODUCER) as span:
+            span.set_attribute("messaging.system", "kafka")
+            span.set_attribute("messaging.destination.name", processed.reply_to)
+            span.set_attribute("switchboard.command.id", processed.reply.correlation_id)
+            await self._publish_reply(processed)
+
+    async def _publish_reply(self, processed: Processed) -> None:
         assert self._producer is not None and processed.reply is not None and processed.command is not None
         headers = inject_headers([("type", b"reply"), ("correlation_id", processed.reply.correlation_id.encode())])
         value = processed.reply.model_dump_json().encode()
