@@ -3,7 +3,7 @@
 Every process exports to an OTLP/HTTP receiver served by this test (`OTEL_EXPORTER_OTLP_ENDPOINT`),
 which decodes the protobuf requests with `opentelemetry-proto`. One tool call must be one trace,
 rooted at the gateway's HTTP span, through the Kafka produce and the service's consume down to its
-MongoDB spans; the per-tool latency histogram, the error and timeout counters and the consumer lag
+MongoDB spans and the publish of its reply; the per-tool latency histogram, the error and timeout counters and the consumer lag
 gauge must be exported; and no phone number or API key may appear in any span, metric or log.
 """
 
@@ -323,6 +323,9 @@ async def test_one_tool_call_is_one_trace_from_the_gateway_to_the_database(
     assert consume.attributes["switchboard.command.id"] == produce.attributes["switchboard.command.id"]
     assert consume.attributes["switchboard.call_id"] == call_id
     assert consume.attributes["switchboard.outcome"] == "handled"
+    reply = trace.one(lambda s: s.kind == "PRODUCER" and s.parent_id == consume.span_id, "reply publish")
+    assert ".gateway.replies." in reply.attributes["messaging.destination.name"]
+    assert reply.attributes["switchboard.command.id"] == produce.attributes["switchboard.command.id"]
     assert database and {s.attributes.get("db.system") for s in database} == {"mongodb"}
     assert {s.service for s in database} == {consume.service}
     assert {root.attributes["switchboard.outcome"], tool_span.attributes["switchboard.outcome"]} == {"ok"}
