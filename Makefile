@@ -1,7 +1,10 @@
-.PHONY: run test infra-up infra-down infra-status infra-reset bench
+.PHONY: run demo test infra-up infra-down infra-status infra-reset bench
 
 run:            ## Install everything, start Kafka, the database, every service and the gateway
 	scripts/run
+
+demo:           ## The same as run, then a scripted demo call through the MCP endpoint
+	scripts/run --demo
 
 test:           ## Install everything, start the real servers, run all tests
 	scripts/test
