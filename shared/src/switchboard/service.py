@@ -151,7 +151,12 @@ class Service:
             self.app.include_router(router)
         if serve_http and settings.http_port is not None:
             config = uvicorn.Config(
-                self.app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off"
+                self.app,
+                host=settings.http_host,
+                port=settings.http_port,
+                log_level="warning",
+                lifespan="off",
+                server_header=False,  # as the gateway: no server software named to callers
             )
             self._http = uvicorn.Server(config)
             self._http_task = asyncio.create_task(self._http.serve(), name=f"{self.name}-http")
