@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ from switchboard.mongo import connect, ensure_indexes
 from switchboard.testing.system import GATEWAY
 
 RESULTS = Path(__file__).parent / "results"
+RUNNING: list[BenchSystem] = []
+"""The system of the run under way, so an interrupted run still stops it (see main)."""
 PROFILED_GATEWAY = ProcessSpec("gateway", "bench.profiled", GATEWAY.port_env, GATEWAY.host_env, 0)
 
 
@@ -46,9 +49,6 @@ class Plan:
     contacts: int
     scaling_sizes: tuple[int, ...]
     scaling_lookups: int
-    saturation_limit: float
-    saturation_rate: float
-    overload_rate: float
     saturation_duration: float
     profile_rate: float
     profile_duration: float
@@ -63,9 +63,6 @@ FULL = Plan(
     contacts=100,
     scaling_sizes=(1_000, 10_000, 100_000),
     scaling_lookups=20,
-    saturation_limit=200,
-    saturation_rate=400,
-    overload_rate=500,
     saturation_duration=10,
     profile_rate=200,
     profile_duration=15,
@@ -79,9 +76,6 @@ QUICK = Plan(
     contacts=100,
     scaling_sizes=(1_000, 3_000),
     scaling_lookups=5,
-    saturation_limit=50,
-    saturation_rate=150,
-    overload_rate=200,
     saturation_duration=3,
     profile_rate=50,
     profile_duration=3,
@@ -139,26 +133,33 @@ async def idle_cpu(bench: BenchSystem, seconds: float) -> dict[str, Any]:
     }
 
 
+def sustained_rate(results: dict[str, Any], plan: Plan) -> float:
+    """The highest offered rate the system served without an error (the lowest planned rate if none)."""
+    clean = [r["offered_rate"] for r in results["curve"] if r["target"] == "switchboard" and r["errors"] == 0]
+    return max(clean, default=min(plan.rates))
+
+
 async def saturation(bench: BenchSystem, plan: Plan, results: dict[str, Any]) -> None:
-    limit = plan.saturation_limit
-    await bench.restart_gateway(rate_limit_env(limit, int(limit // 4)))
-    row = await measure(bench, targets(bench)["switchboard"], rate=plan.saturation_rate, duration=plan.saturation_duration, contacts=plan.contacts, tag="limited")
+    """Twice the sustained rate: once against a per-key limit at the sustained rate, once without one."""
+    limit = sustained_rate(results, plan)
+    await bench.restart_gateway(rate_limit_env(limit, max(int(limit // 4), 1)))
+    row = await measure(bench, targets(bench)["switchboard"], rate=2 * limit, duration=plan.saturation_duration, contacts=plan.contacts, tag="limited")
     results["saturation"].append({"rate_limit_per_s": limit, **row})
     say("rate limit " + headline(row))
     await bench.restart_gateway({})
-    row = await measure(bench, targets(bench)["switchboard"], rate=plan.overload_rate, duration=plan.saturation_duration, contacts=plan.contacts, tag="overload")
+    row = await measure(bench, targets(bench)["switchboard"], rate=2 * limit, duration=plan.saturation_duration, contacts=plan.contacts, tag="overload")
     results["saturation"].append({"rate_limit_per_s": None, **row})
     say("no limit  " + headline(row))
 
 
-async def profile_gateway(bench: BenchSystem, plan: Plan, name: str, results: dict[str, Any]) -> None:
+async def profile_gateway(bench: BenchSystem, plan: Plan, rate: float, name: str, results: dict[str, Any]) -> None:
     output = RESULTS / f"{name}-gateway-profile.txt"
     output.unlink(missing_ok=True)
     await bench.restart_gateway({MODULE: "gateway", OUTPUT: str(output)}, spec=PROFILED_GATEWAY)
     gateway = bench.system.get(GATEWAY.name)
     bench.system.signal(gateway, START)
     row = await measure(
-        bench, targets(bench)["switchboard"], rate=plan.profile_rate, duration=plan.profile_duration, contacts=plan.contacts, tag="profile"
+        bench, targets(bench)["switchboard"], rate=rate, duration=plan.profile_duration, contacts=plan.contacts, tag="profile"
     )
     bench.system.signal(gateway, STOP)
     for _ in range(600):
@@ -167,7 +168,7 @@ async def profile_gateway(bench: BenchSystem, plan: Plan, name: str, results: di
         await asyncio.sleep(0.1)
     await bench.restart_gateway({})
     results["profile"] = {"file": output.name, **{k: row[k] for k in ("offered_rate", "duration_s", "latency_ms", "cpu")}}
-    say(f"gateway profile at {plan.profile_rate:g}/s in {output}")
+    say(f"gateway profile at {rate:g}/s in {output}")
 
 
 async def scaling(bench: BenchSystem, plan: Plan, results: dict[str, Any]) -> None:
@@ -194,6 +195,7 @@ async def run(plan: Plan, name: str, skip: set[str], *, private_servers: bool) -
     }
     say(f"load average {results['machine_before']['load_average']}; starting the system")
     bench = await BenchSystem.start(private_servers=private_servers)
+    RUNNING.append(bench)
     try:
         assert bench.demo is not None
         client = connect(bench.env["SWITCHBOARD_MONGO_URI"], app_name="switchboard-bench")
@@ -209,17 +211,19 @@ async def run(plan: Plan, name: str, skip: set[str], *, private_servers: bool) -
             await measure(bench, target, rate=20, duration=plan.warmup, contacts=plan.contacts, tag=f"warmup-{target.name}")
         await load_curve(bench, plan, results)
         if "era" not in skip:
-            row = await measure(bench, targets(bench)["switchboard"], rate=100, duration=plan.duration, contacts=plan.contacts, era=LEGACY, tag="legacy")
+            rate = min(100, sustained_rate(results, plan))
+            row = await measure(bench, targets(bench)["switchboard"], rate=rate, duration=plan.duration, contacts=plan.contacts, era=LEGACY, tag="legacy")
             results["legacy_era"] = row
             say("2025 era  " + headline(row))
         if "saturation" not in skip:
             await saturation(bench, plan, results)
         if "profile" not in skip:
-            await profile_gateway(bench, plan, name, results)
+            await profile_gateway(bench, plan, min(plan.profile_rate, sustained_rate(results, plan)), name, results)
         results["collections"] = await report.collection_sizes(bench)
         if "scaling" not in skip:
             await scaling(bench, plan, results)
     finally:
+        RUNNING.remove(bench)
         bench.stop()
     results["machine_after"] = machine.describe()
     return results
@@ -238,7 +242,12 @@ def main() -> None:
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     name = args.name or f"{'quick' if args.quick else 'full'}-{time.strftime('%Y%m%d-%H%M')}"
-    results = asyncio.run(run(plan, name, set(args.skip), private_servers=not args.shared_servers))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        results = asyncio.run(run(plan, name, set(args.skip), private_servers=not args.shared_servers))
+    finally:
+        for bench in RUNNING:
+            bench.stop()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
     (RESULTS / f"{name}.md").write_text(report.markdown(results))

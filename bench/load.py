@@ -28,6 +28,10 @@ from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOC
 
 from gateway import results
 
+GIVE_UP_SECONDS = 15.0
+"""A client stops waiting here: every tool's deadline is far shorter, so the call has failed anyway,
+and an overloaded target does not keep a run going for minutes."""
+
 MODERN = "2026-07-28"
 LEGACY = "2025-06-18"
 ERAS = (MODERN, LEGACY)
@@ -60,6 +64,7 @@ class Outcome:
     timeout = "timeout"
     rate_limited = "rate_limited"
     rpc_error = "rpc_error"
+    gave_up = "gave_up"
 
     REFUSED = frozenset({busy, rate_limited})
 
@@ -150,7 +155,10 @@ async def run_open_loop(
     async def one(at: float, call: ToolCall) -> None:
         sent = time.perf_counter() - start
         try:
-            outcome = await send(call)
+            async with asyncio.timeout(GIVE_UP_SECONDS):
+                outcome = await send(call)
+        except TimeoutError:
+            outcome = Outcome.gave_up
         except Exception as e:
             outcome = f"exception:{type(e).__name__}"
         samples.append(Sample(call.tool, at, time.perf_counter() - start - at, sent - at, outcome))
