@@ -33,7 +33,6 @@ import seed  # noqa: E402  (scripts/seed.py)
 
 MCP_PATH = "/ucp/v2/mcp"
 MODERN = "2026-07-28"
-ERAS = ["2025", MODERN]
 DATABASES = {
     "persona": "SWITCHBOARD_PERSONA_MONGO_DATABASE",
     "contacts": "SWITCHBOARD_CONTACTS_MONGO_DATABASE",
@@ -236,7 +235,6 @@ def sec() -> types.SimpleNamespace:
     return types.SimpleNamespace(
         MCP_PATH=MCP_PATH,
         MODERN=MODERN,
-        ERAS=ERAS,
         JSON_HEADERS=JSON_HEADERS,
         RIVAL_PERSONA=RIVAL_PERSONA,
         RIVAL_USER=RIVAL_USER,
