@@ -7,6 +7,7 @@ replica sees the same phone system), and it is driven from outside through the H
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any, Literal
@@ -67,6 +68,7 @@ class SimulatedPbx:
         return None
 
     async def transfer(self, call: Call, destination: Destination, *, timeout: float) -> None:
+        until = time.monotonic() + timeout
         channel = await self._channel_for(call)
         if channel["state"] == ChannelState.hung_up:
             raise TelephonyError(TelephonyFailure.gone, "Channel not found")
@@ -74,13 +76,16 @@ class SimulatedPbx:
             raise TelephonyError(TelephonyFailure.not_controllable, "Channel already left the application")
         if destination.number in self._rejected:
             raise TelephonyError(TelephonyFailure.rejected, f"No route to {destination.kind} destination")
+        _in_time(until)
         await self._log(call.account_id, call.call_id, "transfer", "agent", destination)
         await self._set_state(call.account_id, call.call_id, ChannelState.transferred)
 
     async def hangup(self, call: Call, *, timeout: float) -> None:
+        until = time.monotonic() + timeout
         channel = await self._channel_for(call)
         if channel["state"] != ChannelState.up:
             raise TelephonyError(TelephonyFailure.gone, "Channel not found")
+        _in_time(until)
         await self._log(call.account_id, call.call_id, "hangup", "agent")
         await self._set_state(call.account_id, call.call_id, ChannelState.hung_up)
 
@@ -176,3 +181,12 @@ class SimulatedPbx:
         if state is ChannelState.hung_up:
             fields["ended_at"] = utcnow()
         await self._channels.update_one({"account_id": account_id, "call_id": call_id}, {"$set": fields})
+
+
+def _in_time(until: float) -> None:
+    """A phone system asked with a timeout does nothing once it has passed (its reads can be slow
+    when the database is): the caller was already told the action failed."""
+    if time.monotonic() >= until:
+        raise TelephonyError(
+            TelephonyFailure.unavailable, "the phone system did not answer in time; try again in a moment"
+        )
