@@ -79,7 +79,7 @@ class CommandProcessor:
             return Processed(Outcome.poison, dead_letter_reason=f"undecodable command: {e}")
         if command_type not in self._handlers:
             return Processed(Outcome.poison, dead_letter_reason=f"{self.service} does not handle {command_type}")
-        model = Command[OPERATIONS[command_type].args]
+        model = OPERATIONS[command_type].command
         try:
             return model.model_validate(raw)
         except ValidationError as e:

@@ -51,7 +51,7 @@ def build_command(
     op = OPERATIONS[command_type]
     if not isinstance(args, op.args):
         raise TypeError(f"{command_type} takes {op.args.__name__}, not {type(args).__name__}")
-    return Command[op.args].build(command_type, context, args, timeout=timedelta(seconds=timeout), reply_to=reply_to)
+    return op.command.build(command_type, context, args, timeout=timedelta(seconds=timeout), reply_to=reply_to)
 
 
 def result_of(command: Command, reply: Reply) -> Contract:
