@@ -21,6 +21,7 @@ from uuid import uuid4
 
 import demo_call
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from switchboard.testing.system import GATEWAY, LEADS
 
@@ -117,11 +118,32 @@ async def test_replicas_share_the_work_and_every_call_gets_exactly_one_correct_r
         lead = by_call[call_id]
         assert (lead["id"], lead["phone_e164"], lead["case_count"]) == (reply["lead_id"], reply["phone"], 1)
 
+    await eventually_two_members(scaled.e2e, "leads")
     handled = await eventually_handled(scaled, set(replied))
     assert len(handled) == 2, f"one leads replica handled every command: {dict(handled)}"
     assert all(count > 0 for count in handled.values())
     gateways = Counter(s["instance"] for s in scaled.spans() if s["name"] == "tool create_lead")
     assert sorted(gateways.values()) == [LEAD_CALLS // 2, LEAD_CALLS // 2], dict(gateways)
+
+
+async def group_members(e2e: Any, service: str) -> int:
+    """Members of the service's command consumer group (`<prefix><service>.workers`, CommandConsumer's)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=e2e.env["SWITCHBOARD_KAFKA_BOOTSTRAP"], client_id="scale-out-test")
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([f"{e2e.prefix}.{service}.workers"])
+    finally:
+        await admin.close()
+    (group,) = response.to_object()["groups"]
+    return len(group["members"])
+
+
+async def eventually_two_members(e2e: Any, service: str) -> None:
+    """Both replicas are in one consumer group (polled: a rebalance under load may be under way)."""
+    deadline = time.monotonic() + DEADLINE
+    while (members := await group_members(e2e, service)) != 2:
+        assert time.monotonic() < deadline, f"the {service} group has {members} members, not 2"
+        await asyncio.sleep(0.5)
 
 
 async def all_leads(e2e: Any) -> list[dict[str, Any]]:
