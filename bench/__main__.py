@@ -133,6 +133,10 @@ async def idle_cpu(bench: BenchSystem, seconds: float) -> dict[str, Any]:
     }
 
 
+MAX_PENDING = 64
+"""A gateway setting of the saturation test: calls waiting for replies before new ones are answered busy."""
+
+
 def sustained_rate(results: dict[str, Any], plan: Plan) -> float:
     """The highest offered rate the system served without an error (the lowest planned rate if none)."""
     clean = [r["offered_rate"] for r in results["curve"] if r["target"] == "switchboard" and r["errors"] == 0]
@@ -140,12 +144,17 @@ def sustained_rate(results: dict[str, Any], plan: Plan) -> float:
 
 
 async def saturation(bench: BenchSystem, plan: Plan, results: dict[str, Any]) -> None:
-    """Twice the sustained rate: once against a per-key limit at the sustained rate, once without one."""
+    """Twice the sustained rate: against a per-key limit at the sustained rate, against a small bound
+    on calls waiting for replies, and with neither."""
     limit = sustained_rate(results, plan)
     await bench.restart_gateway(rate_limit_env(limit, max(int(limit // 4), 1)))
     row = await measure(bench, targets(bench)["switchboard"], rate=2 * limit, duration=plan.saturation_duration, contacts=plan.contacts, tag="limited")
     results["saturation"].append({"rate_limit_per_s": limit, **row})
     say("rate limit " + headline(row))
+    await bench.restart_gateway({"SWITCHBOARD_GATEWAY_MAX_PENDING": str(MAX_PENDING)})
+    row = await measure(bench, targets(bench)["switchboard"], rate=2 * limit, duration=plan.saturation_duration, contacts=plan.contacts, tag="pending")
+    results["saturation"].append({"rate_limit_per_s": None, "max_pending": MAX_PENDING, **row})
+    say(f"max pending {MAX_PENDING} " + headline(row))
     await bench.restart_gateway({})
     row = await measure(bench, targets(bench)["switchboard"], rate=2 * limit, duration=plan.saturation_duration, contacts=plan.contacts, tag="overload")
     results["saturation"].append({"rate_limit_per_s": None, **row})

@@ -164,11 +164,21 @@ def markdown(results: dict[str, Any]) -> str:
         row = results["legacy_era"]
         parts += ["", "## 2025-era client (stateless tools/call) at 100/s", "", curve_table(results, [row], m["cores"])]
     if results["saturation"]:
-        parts += ["", "## Past saturation", "", "| rate limit/s | offered/s | ok/s | refused | refused p99 ms | errors | served p50 ms | served p99 ms |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        parts += [
+            "",
+            "## Past saturation",
+            "",
+            "| gateway bound | offered/s | ok/s | refused (429 or busy) | refused p99 ms | errors | served p50 ms | served p99 ms |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for r in results["saturation"]:
             refused = r.get("refused_latency_ms", {}).get("p99", "-")
+            if r["rate_limit_per_s"]:
+                bound = f"rate limit {r['rate_limit_per_s']:g}/s"
+            else:
+                bound = f"max pending {r['max_pending']}" if r.get("max_pending") else "none"
             parts.append(
-                f"| {r['rate_limit_per_s'] or 'none'} | {r['offered_rate']:g} | {r['throughput_per_s']} | {r['refused']} | {refused} | "
+                f"| {bound} | {r['offered_rate']:g} | {r['throughput_per_s']} | {r['refused']} | {refused} | "
                 f"{r['errors']} | {r['latency_ms']['p50']} | {r['latency_ms']['p99']} |"
             )
     if results.get("idle"):
