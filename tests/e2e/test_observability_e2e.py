@@ -226,6 +226,7 @@ async def running(start_system) -> AsyncIterator[Running]:
             yield Running(e2e, receiver)
     finally:
         server.shutdown()
+        server.server_close()
 
 
 async def eventually(probe: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
