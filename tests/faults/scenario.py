@@ -24,6 +24,8 @@ async def under_load(target: FaultSystem, scenario: str, fault: Fault, *, rate: 
         recovery = await load.wait_recovered(ended)
     stored = await settle(target, load.ledger)
     findings = audit(load.ledger, stored)
-    numbers = figures(scenario, load.ledger, findings, recovery_s=recovery, fault_s=ended - began)
+    numbers = figures(
+        scenario, load.ledger, findings, recovery_s=recovery, fault_s=ended - began, ticks_skipped=load.skipped
+    )
     assert not findings.problems(), f"{scenario}: {findings.problems()}\nfigures: {numbers}"
     return numbers

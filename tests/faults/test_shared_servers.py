@@ -21,7 +21,7 @@ from tests.faults.harness import SESSION_TIMEOUT_MS, FaultSystem
 from tests.faults.load import TRANSFER_DESTINATION
 from tests.faults.scenario import under_load
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(360)]
 
 
 async def test_a_killed_replica_loses_nothing_and_its_partitions_move(shared_system: FaultSystem) -> None:
