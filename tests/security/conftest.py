@@ -9,7 +9,6 @@ revoked key and a newly configured tool take effect at once.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import secrets
@@ -24,6 +23,8 @@ from uuid import uuid4
 import httpx
 import pytest
 
+from gateway.auth import create_key
+from gateway.repository import MongoApiKeys
 from switchboard.mongo import connect
 from switchboard.testing.system import ALL, GATEWAY, System
 
@@ -123,24 +124,16 @@ class Secured:
         return {**JSON_HEADERS, **{k: v for k, v in values.items() if v is not None}}
 
     async def new_key(self, label: str, account_id: str | None = None) -> str:
-        return await seed.create_api_key(self.env, account_id or self.ours.account_id, label)
+        pepper = self.env["SWITCHBOARD_GATEWAY_KEY_PEPPER"].encode()
+        created = await create_key(self._keys, pepper, account_id or self.ours.account_id, label)
+        return created.key
 
     async def revoke(self, key: str) -> None:
-        key_id = "_".join(key.split("_")[:2])
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway.keys",
-            "revoke",
-            "--account",
-            self.ours.account_id,
-            key_id,
-            env=dict(self.env),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await process.communicate()
-        assert process.returncode == 0, err.decode()
+        assert await self._keys.revoke(self.ours.account_id, key.split("_")[1]) is not None
+
+    @property
+    def _keys(self) -> MongoApiKeys:
+        return MongoApiKeys(self.db("gateway"))
 
     async def processed(self, call_id: str) -> dict[str, list[str]]:
         """The command types each service processed for this call id (its `processed_commands`)."""

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-pytestmark = pytest.mark.security
+pytestmark = [pytest.mark.security, pytest.mark.timeout(300)]
 
 SERVICES = ["persona", "contacts", "leads", "call-control"]
 EXAMPLES_PER_OPERATION = 5

@@ -14,7 +14,7 @@ from uuid import uuid4
 import httpx
 import pytest
 
-pytestmark = pytest.mark.security
+pytestmark = [pytest.mark.security, pytest.mark.timeout(300)]
 
 ERAS = ["2025", "2026-07-28"]
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-pytestmark = pytest.mark.security
+pytestmark = [pytest.mark.security, pytest.mark.timeout(300)]
 
 FUZZ = settings(
     derandomize=True,

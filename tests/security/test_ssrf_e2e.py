@@ -26,7 +26,7 @@ from uuid import uuid4
 import httpx
 import pytest
 
-pytestmark = pytest.mark.security
+pytestmark = [pytest.mark.security, pytest.mark.timeout(300)]
 
 BLOCKED_HOSTS = ("127.0.0.1", "127.0.0.2", "::1")
 
@@ -154,12 +154,14 @@ def redirector() -> Iterator[int]:
 
 @dataclass
 class Account:
+    """An account of its own for a group of cases; each configured URL gets a persona with one tool,
+    so every call's tool list is short."""
+
     account_id: str
-    persona_id: str
     key: str
     admin: str
     tools: dict[str, str] = field(default_factory=dict)
-    refused: int = 0
+    configured: int = 0
 
 
 async def make_account(http: httpx.AsyncClient, secured: Any, name: str, allowlist: list[dict[str, Any]]) -> Account:
@@ -167,35 +169,45 @@ async def make_account(http: httpx.AsyncClient, secured: Any, name: str, allowli
     admin = secured.persona_admin(account_id)
     body = {"name": name, "timezone": "UTC", "country": "US", "egress_allowlist": allowlist}
     assert (await http.put(admin, json=body)).status_code == 201
-    assert (await http.put(f"{admin}/personas/agent", json={"name": "Agent"})).status_code == 201
-    return Account(account_id, "agent", await secured.new_key("ssrf", account_id), admin)
+    return Account(account_id, await secured.new_key("ssrf", account_id), admin)
 
 
 async def configure(http: httpx.AsyncClient, account: Account, url: str, **definition: Any) -> httpx.Response:
-    name = f"ssrf_{len(account.tools) + account.refused:03d}"
-    body = {"kind": "api_request", "name": name, "description": "Call the partner API.", "url": url, **definition}
-    response = await http.put(f"{account.admin}/personas/{account.persona_id}/tools/{name}", json=body)
-    if response.status_code in (200, 201):
-        account.tools[url] = name
-    else:
-        account.refused += 1
+    account.configured += 1
+    persona = f"case-{account.configured:03d}"
+    assert (await http.put(f"{account.admin}/personas/{persona}", json={"name": persona})).status_code == 201
+    body = {"kind": "api_request", "name": "partner_api", "description": "Call the partner API.", "url": url}
+    response = await http.put(f"{account.admin}/personas/{persona}/tools/partner", json={**body, **definition})
+    if response.status_code == 201:
+        account.tools[url] = persona
     return response
 
 
-async def call(secured: Any, sec: Any, account: Account, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    message, protocol = sec.tool_call("2025", name, arguments)
+async def call(secured: Any, sec: Any, account: Account, url: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    message, protocol = sec.tool_call("2025", "partner_api", arguments)
     headers = {
         **sec.JSON_HEADERS,
         **protocol,
         "X-API-Key": account.key,
         "account_id": account.account_id,
-        "persona_id": account.persona_id,
+        "persona_id": account.tools[url],
         "call_id": f"ssrf-{uuid4().hex[:10]}",
     }
     async with httpx.AsyncClient(timeout=30) as http:
         response = await http.post(secured.mcp_url, json=message, headers=headers)
     assert response.status_code == 200, response.text
     return response.json()["result"]
+
+
+async def call_all(secured: Any, sec: Any, calls: list[tuple[Account, str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The calls, a few at a time (the system serves concurrent calls; the test need not wait in line)."""
+    gate = asyncio.Semaphore(6)
+
+    async def one(account: Account, url: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        async with gate:
+            return await call(secured, sec, account, url, arguments)
+
+    return await asyncio.gather(*(one(*c) for c in calls))
 
 
 def refused_clearly(result: dict[str, Any]) -> bool:
@@ -224,11 +236,8 @@ async def test_every_ssrf_target_is_refused_end_to_end_and_no_listener_is_reache
                 assert response.status_code == 201, response.text
                 saved.append((account, url))
 
-    not_refused = []
-    for account, url in saved:
-        result = await call(secured, sec, account, account.tools[url], {})
-        if not refused_clearly(result):
-            not_refused.append((url, result["content"][0]["text"]))
+    results = await call_all(secured, sec, [(account, url, {}) for account, url in saved])
+    not_refused = [(url, r["content"][0]["text"]) for (_, url), r in zip(saved, results) if not refused_clearly(r)]
     assert not_refused == []
     assert listener.connections == {host: 0 for host in BLOCKED_HOSTS}
     assert len(TABLE) >= 25 and len(saved) + len(refused_when_saved) == len(TABLE)
@@ -240,7 +249,7 @@ async def test_the_allowlisted_api_is_reached(secured, sec, redirector) -> None:
         account = await make_account(http, secured, "ssrf-control", [{"host": "127.0.0.1", "port": redirector}])
         url = f"http://127.0.0.1:{redirector}/echo/ok"
         assert (await configure(http, account, url)).status_code == 201
-    result = await call(secured, sec, account, account.tools[url], {})
+    result = await call(secured, sec, account, url, {})
     assert result["isError"] is False and result["structuredContent"]["status_code"] == 200
 
 
@@ -269,15 +278,11 @@ async def test_variable_values_cannot_move_the_request(secured, sec, listener, r
         header = [{"name": "X-Order", "value": "{{v}}"}]
         assert (await configure(http, account, in_header, variables=variables, headers=header)).status_code == 201
 
-    for value in VALUES_THAT_TRY_TO_MOVE_THE_REQUEST:
-        value = value.format(p=listener.port)
-        echoed = await call(secured, sec, account, account.tools[in_path], {"v": value})
-        assert echoed["isError"] is False, echoed
-        assert '"path": "/echo/' in echoed["structuredContent"]["body"]
-        redirected = await call(secured, sec, account, account.tools[in_redirect], {"v": value})
-        assert redirected["isError"] is True, redirected
-    smuggled = await call(
-        secured, sec, account, account.tools[in_header], {"v": f"1\r\nHost: 127.0.0.2:{listener.port}"}
-    )
+    values = [{"v": value.format(p=listener.port)} for value in VALUES_THAT_TRY_TO_MOVE_THE_REQUEST]
+    echoed = await call_all(secured, sec, [(account, in_path, v) for v in values])
+    assert all(e["isError"] is False and '"path": "/echo/' in e["structuredContent"]["body"] for e in echoed), echoed
+    redirected = await call_all(secured, sec, [(account, in_redirect, v) for v in values])
+    assert all(r["isError"] is True for r in redirected), redirected
+    smuggled = await call(secured, sec, account, in_header, {"v": f"1\r\nHost: 127.0.0.2:{listener.port}"})
     assert smuggled["isError"] is True and "line break" in smuggled["content"][0]["text"]
     assert listener.connections == {host: 0 for host in BLOCKED_HOSTS}
