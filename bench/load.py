@@ -18,6 +18,7 @@ import asyncio
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +91,8 @@ class McpClient:
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
         self._ids = 0
+        self.error_texts: Counter[str] = Counter()
+        """What failed calls said, to tell a bug from an overload."""
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -114,7 +117,10 @@ class McpClient:
     async def call_tool(self, call: ToolCall) -> str:
         body, headers = self._request(call)
         response = await self._http.post(self._url, content=body, headers=headers)
-        return classify(call.tool, response)
+        outcome = classify(call.tool, response)
+        if outcome in (Outcome.tool_error, Outcome.rpc_error) or outcome.startswith("http_"):
+            self.error_texts[f"{call.tool}: {response.text[:300]}"] += 1
+        return outcome
 
 
 def classify(tool: str, response: httpx.Response) -> str:

@@ -75,4 +75,5 @@ async def measure(
         "duration_s": duration,
         "load_average_before": [round(v, 2) for v in load_before],
         **summary,
+        "error_texts": dict(client.error_texts.most_common(5)),
     }
