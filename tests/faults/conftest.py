@@ -40,7 +40,9 @@ async def shared_system(infra, database_proxy: TcpProxy, tmp_path_factory) -> As
 
 
 @pytest.fixture(scope="module")
-def private_infra(tmp_path_factory) -> Iterator[PrivateInfra]:
+def private_infra(infra, tmp_path_factory) -> Iterator[PrivateInfra]:
+    if infra.mode != "native":
+        pytest.skip("the broker and database restarts run on native servers started by scripts/infra")
     servers = PrivateInfra.create(tmp_path_factory.mktemp("faults-infra"))
     try:
         servers.up()
