@@ -69,8 +69,11 @@ class MongoProcessedCommands:
 
     async def complete(self, command: Command[Any], reply: Reply) -> None:
         try:
+            # `_id` alone: FerretDB (SQLite) uses an index only for a filter on `_id` and nothing else,
+            # and scans the whole, ever-growing collection for any other. The document is the one
+            # this caller inserted with its own account when it claimed the command.
             await self._collection.update_one(
-                {"_id": command.command_id, "account_id": command.account_id},
+                {"_id": command.command_id},
                 {"$set": {"reply": reply.model_dump(mode="json"), "completed_at": utcnow()}},
             )
         except PyMongoError as e:
