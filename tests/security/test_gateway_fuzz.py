@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.security, pytest.mark.timeout(300)]
 
 FUZZ = settings(
     derandomize=True,
-    max_examples=60,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )

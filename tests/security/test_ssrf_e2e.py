@@ -4,7 +4,7 @@ when run (a tool error the model can read) — and no connection reaches the lis
 loopback addresses (127.0.0.1, 127.0.0.2 and ::1, one port).
 
 The case list is persona-svc's own unit-level table, loaded from its test module, plus what only
-the running system can show: the machine's own names and addresses, a model-supplied redirect
+the running system can show: this machine's host name and network, a model-supplied redirect
 target, and `{{variable}}` values that try to change the host, scheme or headers.
 """
 
