@@ -46,6 +46,16 @@ class Rules(Protocol):
     async def put(self, account_id: str, rules: DestinationRules) -> DestinationRules: ...
 
 
+def call_key(account_id: str, call_id: str) -> str:
+    """The `_id` of a call's start and end documents.
+
+    FerretDB (SQLite) serves only a filter on `_id` alone from an index and scans the collection for
+    any other, so the documents read on every tool call are found by `_id`. Ids never contain `/`
+    (`IDENTIFIER`), so the key is unambiguous, and it starts with the account like every key here.
+    """
+    return f"{account_id}/{call_id}"
+
+
 def _without_id(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k != "_id"}
 
@@ -59,7 +69,7 @@ class CallRepository:
     async def record_start(self, call: Call) -> bool:
         """Register a call; False when it was already registered (a repeated or own event)."""
         try:
-            await self._calls.insert_one(call.model_dump())
+            await self._calls.insert_one({"_id": call_key(call.account_id, call.call_id), **call.model_dump()})
             return True
         except DuplicateKeyError:
             return False
@@ -67,15 +77,16 @@ class CallRepository:
     async def record_end(self, end: CallEnd) -> bool:
         """Record that a call ended; False when its end was already recorded (the first report stands)."""
         try:
-            await self._ends.insert_one(end.model_dump())
+            await self._ends.insert_one({"_id": call_key(end.account_id, end.call_id), **end.model_dump()})
             return True
         except DuplicateKeyError:
             return False
 
     async def get(self, account_id: str, call_id: str) -> CallRecord:
+        by_id = {"_id": call_key(account_id, call_id)}
+        call = await self._calls.find_one(by_id)
+        end = await self._ends.find_one(by_id)
         key = {"account_id": account_id, "call_id": call_id}
-        call = await self._calls.find_one(key)
-        end = await self._ends.find_one(key)
         actions = [doc async for doc in self._actions.find(key).sort("attempt", 1)]
         return CallRecord(
             account_id=account_id,
@@ -86,7 +97,7 @@ class CallRepository:
         )
 
     async def get_end(self, account_id: str, call_id: str) -> CallEnd | None:
-        doc = await self._ends.find_one({"account_id": account_id, "call_id": call_id})
+        doc = await self._ends.find_one({"_id": call_key(account_id, call_id)})
         return CallEnd.model_validate(_without_id(doc)) if doc else None
 
     async def claim(self, action: CallAction) -> CallAction | None:
@@ -104,8 +115,9 @@ class CallRepository:
     async def finish(self, action: CallAction, status: ActionStatus, failure: str | None = None) -> CallAction:
         """Mark a claimed action done. Only its claimant calls this, so the update races with nobody."""
         finished = action.model_copy(update={"status": status, "failure": failure, "finished_at": utcnow()})
+        # By `_id` alone (an index on FerretDB): the claimant inserted this id itself, in its account.
         await self._actions.update_one(
-            {"_id": action.id, "account_id": action.account_id},
+            {"_id": action.id},
             {"$set": {"status": status.value, "failure": failure, "finished_at": finished.finished_at}},
         )
         return finished
