@@ -189,3 +189,13 @@ class CallPolicy(Record):
 
     default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     abandoned_after: timedelta = timedelta(seconds=30)
+
+
+def call_key(account_id: str, call_id: str) -> str:
+    """The `_id` of the documents one per call: its start, its end, its simulated channel.
+
+    FerretDB (SQLite) serves only a filter on `_id` alone from an index and scans the collection for
+    any other, so the documents read on every tool call are found by `_id`. Ids never contain `/`
+    (`IDENTIFIER`), so the key is unambiguous, and it starts with the account like every key here.
+    """
+    return f"{account_id}/{call_id}"

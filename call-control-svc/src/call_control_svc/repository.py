@@ -15,7 +15,7 @@ from switchboard.contracts import utcnow
 from switchboard.mongo import DuplicateKeyError, IndexSpec
 
 from call_control_svc.destinations import DestinationRules
-from call_control_svc.model import ActionStatus, Call, CallAction, CallEnd, CallRecord
+from call_control_svc.model import ActionStatus, Call, CallAction, CallEnd, CallRecord, call_key
 
 CALLS = "calls"
 CALL_ENDS = "call_ends"
@@ -44,16 +44,6 @@ class Calls(Protocol):
 class Rules(Protocol):
     async def get(self, account_id: str) -> DestinationRules: ...
     async def put(self, account_id: str, rules: DestinationRules) -> DestinationRules: ...
-
-
-def call_key(account_id: str, call_id: str) -> str:
-    """The `_id` of a call's start and end documents.
-
-    FerretDB (SQLite) serves only a filter on `_id` alone from an index and scans the collection for
-    any other, so the documents read on every tool call are found by `_id`. Ids never contain `/`
-    (`IDENTIFIER`), so the key is unambiguous, and it starts with the account like every key here.
-    """
-    return f"{account_id}/{call_id}"
 
 
 def _without_id(doc: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from switchboard.contracts import utcnow
 from switchboard.mongo import DuplicateKeyError, IndexSpec
 
-from call_control_svc.model import Call, Destination, Record
+from call_control_svc.model import Call, Destination, Record, call_key
 from call_control_svc.telephony import TelephonyError, TelephonyFailure
 
 CHANNELS = "pbx_channels"
@@ -100,6 +100,7 @@ class SimulatedPbx:
     ) -> SimulatedCall | None:
         """Ring the agent with a new call; None when a call with this id already exists in the account."""
         channel = {
+            "_id": call_key(account_id, call_id),
             "account_id": account_id,
             "call_id": call_id,
             "persona_id": persona_id,
@@ -116,7 +117,7 @@ class SimulatedPbx:
 
     async def caller_hangs_up(self, account_id: str, call_id: str) -> tuple[SimulatedCall, bool] | None:
         """The caller puts the phone down: the call and whether it was still connected, or None if unknown."""
-        channel = await self._channels.find_one({"account_id": account_id, "call_id": call_id})
+        channel = await self._channels.find_one({"_id": call_key(account_id, call_id)})
         if channel is None:
             return None
         connected = channel["state"] != ChannelState.hung_up
@@ -128,7 +129,7 @@ class SimulatedPbx:
         return current, connected
 
     async def get(self, account_id: str, call_id: str) -> SimulatedCall | None:
-        channel = await self._channels.find_one({"account_id": account_id, "call_id": call_id})
+        channel = await self._channels.find_one({"_id": call_key(account_id, call_id)})
         if channel is None:
             return None
         actions = [
@@ -143,12 +144,14 @@ class SimulatedPbx:
 
     async def _channel_for(self, call: Call) -> dict[str, Any]:
         """The call's channel; a call the PBX reported by event or webhook is adopted on first use."""
-        key = {"account_id": call.account_id, "call_id": call.call_id}
-        channel = await self._channels.find_one(key)
+        by_id = {"_id": call_key(call.account_id, call.call_id)}
+        channel = await self._channels.find_one(by_id)
         if channel is not None:
             return channel
         adopted = {
-            **key,
+            **by_id,
+            "account_id": call.account_id,
+            "call_id": call.call_id,
             "persona_id": call.persona_id,
             "caller_number": call.caller_number,
             "called_number": call.called_number,
@@ -158,7 +161,7 @@ class SimulatedPbx:
         try:
             await self._channels.insert_one(adopted)
         except DuplicateKeyError:
-            return await self._channels.find_one(key) or adopted
+            return await self._channels.find_one(by_id) or adopted
         return adopted
 
     async def _log(
@@ -180,7 +183,7 @@ class SimulatedPbx:
         fields: dict[str, Any] = {"state": state.value}
         if state is ChannelState.hung_up:
             fields["ended_at"] = utcnow()
-        await self._channels.update_one({"account_id": account_id, "call_id": call_id}, {"$set": fields})
+        await self._channels.update_one({"_id": call_key(account_id, call_id)}, {"$set": fields})
 
 
 def _in_time(until: float) -> None:
