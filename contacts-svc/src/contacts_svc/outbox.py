@@ -23,6 +23,7 @@ from contacts_svc.repository import OutboxRepository
 from switchboard.contracts import Contract, Topic
 from switchboard.contracts.contacts import CONTACT_EVENTS
 from switchboard.messaging.events import EventPublisher, decode_event
+from switchboard.service import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class ContactEvents:
         return True
 
 
-class EventRelay:
+class EventRelay(Periodic):
     def __init__(
         self,
         events: ContactEvents,
@@ -77,21 +78,12 @@ class EventRelay:
         batch: int = 200,
         clock: Callable[[], datetime] = now,
     ) -> None:
+        super().__init__(interval=interval, name="contacts-event-relay")
         self._events = events
         self._outbox = outbox
-        self._interval = interval
         self._grace = grace
         self._batch = batch
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="contacts-event-relay")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     async def run_once(self, at: datetime | None = None) -> int:
         """Send the events that are due, oldest first; returns how many went out."""
@@ -110,14 +102,6 @@ class EventRelay:
         if sent:
             log.info("relay sent %d contact events", sent)
         return sent
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("contact event relay pass failed; retrying in %.0f s", self._interval)
 
 
 def decode_event_payload(payload: dict) -> Contract | None:

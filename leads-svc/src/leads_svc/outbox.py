@@ -21,6 +21,7 @@ from leads_svc.repository import Cases, Leads, RelayClaims
 from switchboard.contracts import Contract, Topic, utcnow
 from switchboard.contracts.leads import CaseCreatedEvent, LeadCreatedEvent
 from switchboard.messaging.events import EventPublisher
+from switchboard.service import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def _name(event: Contract) -> str:
     return str(getattr(event, "event", type(event).__name__))
 
 
-class EventRelay:
+class EventRelay(Periodic):
     """Sends the events that their inserter did not get out: after a crash or a Kafka outage.
 
     Several replicas may run a relay; a claim (an insert into a unique index, keyed by the event and
@@ -110,22 +111,13 @@ class EventRelay:
         grace: float,
         batch: int = 200,
     ) -> None:
+        super().__init__(interval=interval, name="leads-event-relay")
         self._events = events
         self._leads = leads
         self._cases = cases
         self._claims = claims
-        self._interval = interval
         self._grace = grace
         self._batch = batch
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="leads-event-relay")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Send what is due; returns how many events went out."""
@@ -143,11 +135,3 @@ class EventRelay:
         if sent:
             log.info("relay sent %d unpublished lead events", sent)
         return sent
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("event relay pass failed; retrying in %.0f s", self._interval)
