@@ -6,7 +6,8 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from bench.system import SERVICE_DATABASES, BenchSystem
+from bench.system import BenchSystem
+from switchboard.testing.system import DATABASE_ENV
 
 TARGET_LOW_RATE = 20
 TARGET_SUSTAINED = 250
@@ -16,7 +17,7 @@ async def collection_sizes(bench: BenchSystem) -> dict[str, dict[str, int]]:
     client: AsyncMongoClient = AsyncMongoClient(bench.env["SWITCHBOARD_MONGO_URI"])
     try:
         sizes: dict[str, dict[str, int]] = {}
-        for service in SERVICE_DATABASES:
+        for service in DATABASE_ENV:
             db = client[bench.database(service)]
             sizes[service] = {name: await db[name].count_documents({}) for name in sorted(await db.list_collection_names())}
         return sizes

@@ -27,19 +27,21 @@ from uuid import uuid4
 from pymongo import MongoClient
 
 from switchboard.testing.infra import REPO_ROOT, start_infra
-from switchboard.testing.system import ALL, GATEWAY, ProcessSpec, Running, System, free_port
+from switchboard.testing.system import (
+    ALL,
+    DATABASE_ENV,
+    GATEWAY,
+    ProcessSpec,
+    Running,
+    System,
+    free_port,
+    isolated_databases,
+)
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 import seed  # noqa: E402  (scripts/seed.py)
 
-SERVICE_DATABASES = {
-    "persona": "SWITCHBOARD_PERSONA_MONGO_DATABASE",
-    "contacts": "SWITCHBOARD_CONTACTS_MONGO_DATABASE",
-    "leads": "SWITCHBOARD_LEADS_MONGO_DATABASE",
-    "call-control": "SWITCHBOARD_CALL_CONTROL_MONGO_DATABASE",
-    "gateway": "SWITCHBOARD_GATEWAY_MONGO_DATABASE",
-}
 
 UNLIMITED = 1_000_000
 """A per-key rate limit no run reaches: throughput runs measure the system, not the limiter."""
@@ -135,7 +137,7 @@ def bench_env(run_id: str, mongo_uri: str, kafka_bootstrap: str) -> dict[str, st
             **rate_limit_env(UNLIMITED, UNLIMITED),
         }
     )
-    env.update({variable: f"bench_{run_id}_{name.replace('-', '_')}" for name, variable in SERVICE_DATABASES.items()})
+    env.update(isolated_databases(f"bench_{run_id}"))
     return env
 
 
@@ -176,7 +178,7 @@ class BenchSystem:
         return self.system.get(GATEWAY.name).base_url
 
     def database(self, service: str) -> str:
-        return self.env[SERVICE_DATABASES[service]]
+        return self.env[DATABASE_ENV[service]]
 
     def pids(self, *, baseline: bool = False) -> dict[str, int]:
         """The processes whose CPU a tool call costs: ours with Kafka and FerretDB, or the baseline with FerretDB."""
@@ -213,5 +215,5 @@ class BenchSystem:
             self.servers.stop()
             return
         with MongoClient(self.env["SWITCHBOARD_MONGO_URI"]) as client:
-            for variable in SERVICE_DATABASES.values():
+            for variable in DATABASE_ENV.values():
                 client.drop_database(self.env[variable])

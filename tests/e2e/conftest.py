@@ -29,20 +29,13 @@ from mcp.client import Client
 
 from switchboard.mongo import connect
 from switchboard.testing.infra import REPO_ROOT, Infra
-from switchboard.testing.system import ALL, System
+from switchboard.testing.system import ALL, DATABASE_ENV, System, isolated_databases
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 import demo_call  # noqa: E402  (scripts/demo_call.py)
 import seed  # noqa: E402  (scripts/seed.py)
 
-DATABASE_ENV = {
-    "SWITCHBOARD_PERSONA_MONGO_DATABASE": "persona",
-    "SWITCHBOARD_CONTACTS_MONGO_DATABASE": "contacts",
-    "SWITCHBOARD_LEADS_MONGO_DATABASE": "leads",
-    "SWITCHBOARD_CALL_CONTROL_MONGO_DATABASE": "call_control",
-    "SWITCHBOARD_GATEWAY_MONGO_DATABASE": "gateway",
-}
 TEST_ADMIN_TOKEN = "e2e-admin-token-0123456789"
 TEST_KEY_PEPPER = "e2e-key-pepper-0123456789"
 TEST_WEBHOOK_SECRET = "e2e-webhook-secret-0123456789"
@@ -62,7 +55,7 @@ def isolated_env(infra: Infra, prefix: str) -> dict[str, str]:
         "SWITCHBOARD_GATEWAY_TOOL_TIMEOUT": "20",
         "SWITCHBOARD_GATEWAY_TOOLS_TIMEOUT": "20",
     }
-    env.update({name: f"{prefix}_{database}" for name, database in DATABASE_ENV.items()})
+    env.update(isolated_databases(prefix))
     env.pop("SWITCHBOARD_OTEL_FILE", None)
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     return env
@@ -71,7 +64,7 @@ def isolated_env(infra: Infra, prefix: str) -> dict[str, str]:
 async def drop_databases(infra: Infra, env: Mapping[str, str]) -> None:
     client = connect(infra.mongo_uri, app_name="e2e-tests")
     try:
-        for name in DATABASE_ENV:
+        for name in DATABASE_ENV.values():
             await client.drop_database(env[name])
     finally:
         await client.close()

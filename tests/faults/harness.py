@@ -21,20 +21,24 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-from switchboard.testing.system import CALL_CONTROL, CONTACTS, GATEWAY, LEADS, PERSONA, Running, System, free_port
+from switchboard.testing.system import (
+    CALL_CONTROL,
+    CONTACTS,
+    DATABASE_ENV,
+    GATEWAY,
+    LEADS,
+    PERSONA,
+    Running,
+    System,
+    free_port,
+    isolated_databases,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import seed  # noqa: E402  (scripts/seed.py)
 
-DATABASES = {
-    "persona": "SWITCHBOARD_PERSONA_MONGO_DATABASE",
-    "contacts": "SWITCHBOARD_CONTACTS_MONGO_DATABASE",
-    "leads": "SWITCHBOARD_LEADS_MONGO_DATABASE",
-    "call-control": "SWITCHBOARD_CALL_CONTROL_MONGO_DATABASE",
-    "gateway": "SWITCHBOARD_GATEWAY_MONGO_DATABASE",
-}
 SESSION_TIMEOUTS = (
     "SWITCHBOARD_PERSONA_SESSION_TIMEOUT_MS",
     "SWITCHBOARD_CONTACTS_SESSION_TIMEOUT_MS",
@@ -64,7 +68,7 @@ def system_env(kafka_bootstrap: str, mongo_uri: str) -> dict[str, str]:
         "SWITCHBOARD_LOG_LEVEL": "INFO",
     }
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-    env.update({variable: f"{isolation}_{name.replace('-', '_')}" for name, variable in DATABASES.items()})
+    env.update(isolated_databases(isolation))
     env.update({variable: str(SESSION_TIMEOUT_MS) for variable in SESSION_TIMEOUTS})
     return env
 
@@ -90,7 +94,7 @@ class FaultSystem:
         return self.system.get(name, replica)
 
     def db(self, process: str) -> Any:
-        return self.mongo[self.env[DATABASES[process]]]
+        return self.mongo[self.env[DATABASE_ENV[process]]]
 
     def kill(self, running: Running) -> None:
         self.system.signal(running, signal.SIGKILL)
@@ -104,7 +108,7 @@ class FaultSystem:
         return again
 
     async def drop_databases(self) -> None:
-        for variable in DATABASES.values():
+        for variable in DATABASE_ENV.values():
             await self.mongo.drop_database(self.env[variable])
 
 

@@ -26,7 +26,7 @@ import pytest
 from gateway.auth import create_key
 from gateway.repository import MongoApiKeys
 from switchboard.mongo import connect
-from switchboard.testing.system import ALL, GATEWAY, System
+from switchboard.testing.system import ALL, DATABASE_ENV, GATEWAY, System, isolated_databases
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
@@ -34,13 +34,6 @@ import seed  # noqa: E402  (scripts/seed.py)
 
 MCP_PATH = "/ucp/v2/mcp"
 MODERN = "2026-07-28"
-DATABASES = {
-    "persona": "SWITCHBOARD_PERSONA_MONGO_DATABASE",
-    "contacts": "SWITCHBOARD_CONTACTS_MONGO_DATABASE",
-    "leads": "SWITCHBOARD_LEADS_MONGO_DATABASE",
-    "call-control": "SWITCHBOARD_CALL_CONTROL_MONGO_DATABASE",
-    "gateway": "SWITCHBOARD_GATEWAY_MONGO_DATABASE",
-}
 SERVICES = ("persona", "contacts", "leads", "call-control")
 JSON_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
@@ -109,7 +102,7 @@ class Secured:
         return f"{self.urls['persona']}/admin/v1/accounts/{account_id}"
 
     def db(self, process: str) -> Any:
-        return self.mongo[self.env[DATABASES[process]]]
+        return self.mongo[self.env[DATABASE_ENV[process]]]
 
     def headers(self, call_id: str, **context: str | None) -> dict[str, str]:
         """Our account's headers for one request during `call_id`; a value of None leaves that header out."""
@@ -170,7 +163,7 @@ def _environment(infra: Any) -> dict[str, str]:
         "SWITCHBOARD_GATEWAY_RATE_LIMIT_BURST": "10000",
     }
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-    env.update({variable: f"{isolation}_{name.replace('-', '_')}" for name, variable in DATABASES.items()})
+    env.update(isolated_databases(isolation))
     return env
 
 
@@ -217,7 +210,7 @@ async def secured(infra, tmp_path_factory) -> AsyncIterator[Secured]:
     finally:
         system.stop_all()
         demo_api.stop()
-        for variable in DATABASES.values():
+        for variable in DATABASE_ENV.values():
             await mongo.drop_database(env[variable])
         await mongo.close()
 

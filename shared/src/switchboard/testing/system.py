@@ -40,6 +40,16 @@ GATEWAY = ProcessSpec("gateway", "gateway", "SWITCHBOARD_GATEWAY_PORT", "SWITCHB
 SERVICES = (PERSONA, CALL_CONTROL, CONTACTS, LEADS)
 ALL = (*SERVICES, GATEWAY)
 
+DATABASE_ENV: dict[str, str] = {
+    spec.name: f"SWITCHBOARD_{spec.name.upper().replace('-', '_')}_MONGO_DATABASE" for spec in ALL
+}
+"""Each process's database setting, by process name."""
+
+
+def isolated_databases(prefix: str) -> dict[str, str]:
+    """The environment that gives every process a database of its own, `<prefix>_<process>`."""
+    return {variable: f"{prefix}_{name.replace('-', '_')}" for name, variable in DATABASE_ENV.items()}
+
 
 def free_port() -> int:
     with socket.socket() as s:
