@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx2
@@ -28,6 +29,7 @@ def gateway_settings() -> GatewaySettings:
         allowed_hosts=["127.0.0.1:*", "gateway.example.com"],
         allowed_origins=["https://portal.example.com"],
         key_cache_seconds=0,
+        max_in_flight=2,
     )
 
 
@@ -115,6 +117,27 @@ async def test_a_key_over_its_rate_limit_gets_429(http, gateway, helpers) -> Non
     assert 429 in statuses[5:]
     limited = await post(http, helpers.headers(gateway.key))
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+
+
+async def test_past_its_capacity_the_gateway_answers_503_busy_at_once_and_serves_again_after(
+    http, gateway, helpers, responder
+) -> None:
+    arguments = {"name": helpers.HOLD, "intent": "x"}
+    held = {"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "create_lead", "arguments": arguments}}
+    headers = helpers.headers(gateway.key)
+    holding = [asyncio.create_task(post(http, headers, {**held, "id": i})) for i in range(2)]
+    while len(responder.sent(CommandType.create_lead)) < 2:
+        await asyncio.sleep(0.01)
+
+    sent = len(responder.commands)
+    refused = await post(http, headers)
+    assert refused.status_code == 503
+    assert refused.json()["error"] == "busy" and refused.headers["Retry-After"] == "1"
+    assert len(responder.commands) == sent
+
+    responder.release.set()
+    assert [(await task).status_code for task in holding] == [200, 200]
+    assert (await post(http, headers)).status_code == 200
 
 
 async def test_malformed_json_rpc_is_a_protocol_error_without_side_effects(http, gateway, helpers, responder) -> None:

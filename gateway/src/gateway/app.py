@@ -51,6 +51,7 @@ def create_app(
         allowed_hosts=settings.allowed_hosts,
         allowed_origins=settings.allowed_origins,
         max_body_bytes=settings.max_body_bytes,
+        max_in_flight=settings.max_in_flight,
     )
 
     serving = asyncio.Event()
@@ -75,7 +76,16 @@ def create_app(
                 serving.clear()
         log.info("gateway %s stopped", settings.instance_id)
 
-    app = FastAPI(title="switchboard gateway", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="switchboard gateway",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+        # The edge starts each tool call's trace itself; FastAPI's own server span would be a
+        # second trace per request, at about the cost of the MCP handling. Its metrics stay.
+        telemetry={"tracing": False},
+    )
     app.state.runtime = runtime
     app.add_route(MCP_PATH, edge, include_in_schema=False)
 

@@ -1,6 +1,9 @@
 """The HTTP edge of the MCP endpoint: every check that answers with a plain HTTP status before MCP.
 
-In order: Host and Origin (403), declared body size (413), API key (401, one identical answer for
+First, the gateway's own capacity: while `max_in_flight` requests are being served, another is
+answered 503 at once with Retry-After, before any other work, so load past saturation is refused in
+milliseconds instead of queueing until every call misses its deadline. Then, in order: Host and
+Origin (403), declared body size (413), API key (401, one identical answer for
 a missing, unknown or revoked key), `account_id` header against the key's account (403), rate limit
 per key (429), context headers (400). A request that passes carries its `Caller` and its span into
 the MCP handlers through the ASGI scope. The span started here is the root of the call's trace.
@@ -33,7 +36,7 @@ from gateway.model import Caller
 from gateway.ratelimit import RateLimiter
 from gateway.server import CALLER_SCOPE_KEY, SPAN_SCOPE_KEY
 from switchboard.contracts.envelope import IDENTIFIER
-from switchboard.telemetry import tracer
+from switchboard.telemetry import meter, tracer
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,10 @@ ACCOUNT_HEADER = "account_id"
 PERSONA_HEADER = "persona_id"
 CALL_HEADER = "call_id"
 CALLER_NUMBER_HEADER = "caller_id_number"
+
+_refused_busy = meter.create_counter(
+    "switchboard.gateway.refused_busy", description="Requests answered 503 because the gateway was at capacity."
+)
 
 _identifier = re.compile(IDENTIFIER)
 _phone = re.compile(r"^[+0-9()\-. ]{1,64}$")
@@ -60,6 +67,12 @@ NO_EVENT_STREAM = _reply(
     "method_not_allowed",
     "This endpoint offers no event stream; send JSON-RPC messages with POST.",
     headers={"Allow": "POST"},
+)
+BUSY = _reply(
+    503,
+    "busy",
+    "The gateway is at capacity; retry in a moment.",
+    headers={"Retry-After": "1"},
 )
 NOT_JSON_RPC = (
     "Invalid request: the body must be a JSON-RPC 2.0 request, notification or response object "
@@ -87,6 +100,7 @@ class Edge:
         allowed_hosts: Sequence[str],
         allowed_origins: Sequence[str],
         max_body_bytes: int,
+        max_in_flight: int,
     ) -> None:
         self._app = app
         self._authenticator = authenticator
@@ -94,12 +108,25 @@ class Edge:
         self._allowed_hosts = list(allowed_hosts)
         self._allowed_origins = list(allowed_origins)
         self._max_body_bytes = max_body_bytes
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
         method = scope.get("method", "")
+        if self._in_flight >= self._max_in_flight:
+            _refused_busy.add(1)
+            await BUSY(scope, receive, send)
+            return
+        self._in_flight += 1
+        try:
+            await self._serve(scope, receive, send, method)
+        finally:
+            self._in_flight -= 1
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, method: str) -> None:
         status = 500
 
         async def send_and_watch(message: Message) -> None:

@@ -84,6 +84,14 @@ class GatewaySettings(SwitchboardSettings):
         default_factory=lambda: list(LOCAL_ORIGINS),
         description='Origin header values accepted when a request carries one ("*" for any).',
     )
+    max_in_flight: int = Field(
+        default=64,
+        ge=1,
+        description=(
+            "Requests this replica serves at once; more are answered 503 busy at once. About the calls "
+            "per second a replica can serve times the latency a caller accepts (50/s x 1 s = 50)."
+        ),
+    )
     max_pending: int = Field(
         default=10_000, ge=1, description="Tool calls waiting for replies before new ones are refused."
     )

@@ -36,7 +36,17 @@ def consumer(
     group_id: str | None,
     client_id: str,
     session_timeout_ms: int = 10_000,
+    fetch_max_wait_ms: int = 5,
 ) -> AIOKafkaConsumer:
+    """A consumer that hands over a record as soon as it arrives.
+
+    `fetch_max_wait_ms` is how long the broker holds a fetch open when no record is there. A record
+    arriving meanwhile is answered at once, but aiokafka leaves a partition out of the next fetch
+    while that partition's records are being handled, so under load a partition's next record can
+    wait behind a fetch for up to this long. Commands and replies, which a caller waits for, keep
+    the 5 ms default (the broker's own 500 ms would be a floor under every tool call); readers of
+    events, which nobody waits for, pass a longer wait and poll the broker far less often.
+    """
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=settings.kafka_bootstrap,
@@ -45,10 +55,8 @@ def consumer(
         # Offsets are committed by the runtime only after the reply is sent (at-least-once).
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        # Return as soon as one record is there; the broker waits at most 5 ms for more. The
-        # default 500 ms would be a floor under every tool call.
         fetch_min_bytes=1,
-        fetch_max_wait_ms=5,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(session_timeout_ms // 4, 250),
         max_poll_interval_ms=60_000,
