@@ -97,8 +97,8 @@ def headline(row: dict[str, Any]) -> str:
 
 
 def saturated(row: dict[str, Any]) -> bool:
-    """Far past what the target can serve: higher rates would only pile up more timeouts."""
-    return row["errors"] > row["calls"] / 2
+    """Far past what the target can serve: higher rates would only pile up more timeouts or refusals."""
+    return row["errors"] + row["refused"] > row["calls"] / 2
 
 
 async def load_curve(bench: BenchSystem, plan: Plan, results: dict[str, Any]) -> None:
@@ -133,29 +133,37 @@ async def idle_cpu(bench: BenchSystem, seconds: float) -> dict[str, Any]:
     }
 
 
-MAX_PENDING = 64
-"""A gateway setting of the saturation test: calls waiting for replies before new ones are answered busy."""
+IN_FLIGHT_SECONDS = 0.5
+"""The saturation test bounds the gateway's requests in flight at the sustained rate times this."""
+
+UNBOUNDED = 1_000_000
 
 
 def sustained_rate(results: dict[str, Any], plan: Plan) -> float:
-    """The highest offered rate the system served without an error (the lowest planned rate if none)."""
-    clean = [r["offered_rate"] for r in results["curve"] if r["target"] == "switchboard" and r["errors"] == 0]
+    """The highest offered rate the system served without an error or a refusal (the lowest planned rate if none)."""
+    clean = [
+        r["offered_rate"]
+        for r in results["curve"]
+        if r["target"] == "switchboard" and r["errors"] == 0 and r["refused"] == 0
+    ]
     return max(clean, default=min(plan.rates))
 
 
 async def saturation(bench: BenchSystem, plan: Plan, results: dict[str, Any]) -> None:
-    """Twice the sustained rate: against a per-key limit at the sustained rate, against a small bound
-    on calls waiting for replies, and with neither."""
+    """Twice the sustained rate: against a per-key limit at the sustained rate, against the gateway's
+    bound on requests in flight (sustained rate x IN_FLIGHT_SECONDS), and with neither."""
     limit = sustained_rate(results, plan)
-    await bench.restart_gateway(rate_limit_env(limit, max(int(limit // 4), 1)))
+    unbounded = {"SWITCHBOARD_GATEWAY_MAX_IN_FLIGHT": str(UNBOUNDED)}
+    await bench.restart_gateway({**rate_limit_env(limit, max(int(limit // 4), 1)), **unbounded})
     row = await measure(bench, targets(bench)["switchboard"], rate=2 * limit, duration=plan.saturation_duration, contacts=plan.contacts, tag="limited")
     results["saturation"].append({"rate_limit_per_s": limit, **row})
     say("rate limit " + headline(row))
-    await bench.restart_gateway({"SWITCHBOARD_GATEWAY_MAX_PENDING": str(MAX_PENDING)})
-    row = await measure(bench, targets(bench)["switchboard"], rate=2 * limit, duration=plan.saturation_duration, contacts=plan.contacts, tag="pending")
-    results["saturation"].append({"rate_limit_per_s": None, "max_pending": MAX_PENDING, **row})
-    say(f"max pending {MAX_PENDING} " + headline(row))
-    await bench.restart_gateway({})
+    bound = max(int(limit * IN_FLIGHT_SECONDS), 1)
+    await bench.restart_gateway({"SWITCHBOARD_GATEWAY_MAX_IN_FLIGHT": str(bound)})
+    row = await measure(bench, targets(bench)["switchboard"], rate=2 * limit, duration=plan.saturation_duration, contacts=plan.contacts, tag="in-flight")
+    results["saturation"].append({"rate_limit_per_s": None, "max_in_flight": bound, **row})
+    say(f"max in flight {bound} " + headline(row))
+    await bench.restart_gateway(unbounded)
     row = await measure(bench, targets(bench)["switchboard"], rate=2 * limit, duration=plan.saturation_duration, contacts=plan.contacts, tag="overload")
     results["saturation"].append({"rate_limit_per_s": None, **row})
     say("no limit  " + headline(row))

@@ -126,6 +126,9 @@ class McpClient:
 def classify(tool: str, response: httpx.Response) -> str:
     if response.status_code == 429:
         return Outcome.rate_limited
+    if response.status_code == 503 and response.headers.get("content-type") == "application/json":
+        if response.json().get("error") == "busy":
+            return Outcome.busy
     if response.status_code != 200:
         return f"http_{response.status_code}"
     answer = response.json()

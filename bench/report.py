@@ -53,11 +53,25 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         p99 = low["latency_ms"]["p99"] / base["latency_ms"]["p99"]
         out.append(("p50 <= 3x baseline (20/s)", f"{p50:.1f}x", p50 <= 3))
         out.append(("p99 <= 4x baseline (20/s)", f"{p99:.1f}x", p99 <= 4))
-    limited = next((r for r in results["saturation"] if r["rate_limit_per_s"]), None)
-    if limited and "refused_latency_ms" in limited:
-        refused = limited["refused_latency_ms"]["p99"]
-        out.append(("excess refused within 50 ms (p99)", f"{refused} ms, {limited['refused']} refused", refused <= 50))
+    for row in results["saturation"]:
+        if (row["rate_limit_per_s"] or row.get("max_in_flight")) and "refused_latency_ms" in row:
+            refused = row["refused_latency_ms"]["p99"]
+            out.append(
+                (
+                    f"excess refused within 50 ms (p99), {_bound(row)}",
+                    f"{refused} ms, {row['refused']} refused",
+                    refused <= 50,
+                )
+            )
     return out
+
+
+def _bound(row: dict[str, Any]) -> str:
+    if row["rate_limit_per_s"]:
+        return f"rate limit {row['rate_limit_per_s']:g}/s"
+    if row.get("max_in_flight"):
+        return f"max in flight {row['max_in_flight']}"
+    return "none"
 
 
 def _yes(met: bool | None) -> str:
@@ -174,12 +188,8 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for r in results["saturation"]:
             refused = r.get("refused_latency_ms", {}).get("p99", "-")
-            if r["rate_limit_per_s"]:
-                bound = f"rate limit {r['rate_limit_per_s']:g}/s"
-            else:
-                bound = f"max pending {r['max_pending']}" if r.get("max_pending") else "none"
             parts.append(
-                f"| {bound} | {r['offered_rate']:g} | {r['throughput_per_s']} | {r['refused']} | {refused} | "
+                f"| {_bound(r)} | {r['offered_rate']:g} | {r['throughput_per_s']} | {r['refused']} | {refused} | "
                 f"{r['errors']} | {r['latency_ms']['p50']} | {r['latency_ms']['p99']} |"
             )
     if results.get("idle"):
