@@ -32,6 +32,13 @@ class SwitchboardSettings(BaseSettings):
         validation_alias="SWITCHBOARD_KAFKA_REPLICATION_FACTOR",
         description="Replication factor of the topics the system creates (3 on a production cluster).",
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        default=5,
+        ge=0,
+        le=500,
+        validation_alias="SWITCHBOARD_KAFKA_FETCH_MAX_WAIT_MS",
+        description="How long the broker holds an empty fetch of a command or reply consumer (see messaging.kafka.consumer).",
+    )
     log_level: str = Field(default="INFO", validation_alias="SWITCHBOARD_LOG_LEVEL")
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None,

@@ -36,16 +36,16 @@ def consumer(
     group_id: str | None,
     client_id: str,
     session_timeout_ms: int = 10_000,
-    fetch_max_wait_ms: int = 5,
+    fetch_max_wait_ms: int | None = None,
 ) -> AIOKafkaConsumer:
     """A consumer that hands over a record as soon as it arrives.
 
-    `fetch_max_wait_ms` is how long the broker holds a fetch open when no record is there. A record
-    arriving meanwhile is answered at once, but aiokafka leaves a partition out of the next fetch
-    while that partition's records are being handled, so under load a partition's next record can
-    wait behind a fetch for up to this long. Commands and replies, which a caller waits for, keep
-    the 5 ms default (the broker's own 500 ms would be a floor under every tool call); readers of
-    events, which nobody waits for, pass a longer wait and poll the broker far less often.
+    `fetch_max_wait_ms` is how long the broker holds a fetch open while no record is there; a record
+    arriving meanwhile is answered at once. aiokafka sends no new fetch to a broker while one is in
+    flight, so a partition that was paused (a consumer at its in-flight bound) or had records left
+    unread waits behind the open fetch for up to this long. Commands and replies, which a caller
+    waits for, use `settings.kafka_fetch_max_wait_ms`; readers of events, which nobody waits for,
+    pass a longer wait and poll the broker far less often.
     """
     return AIOKafkaConsumer(
         *topics,
@@ -56,7 +56,7 @@ def consumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_min_bytes=1,
-        fetch_max_wait_ms=fetch_max_wait_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms if fetch_max_wait_ms is None else fetch_max_wait_ms,
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(session_timeout_ms // 4, 250),
         max_poll_interval_ms=60_000,
