@@ -55,10 +55,11 @@ async def _persona(repos: Repositories, account_id: str, persona_id: str) -> Per
 
 
 async def _tool(repos: Repositories, command: Command, name: str) -> CustomTool:
-    tools = await repos.tools.list(command.account_id, persona_id=command.persona_id, name=name)
-    if not tools:
+    tools = await repos.tools.of_persona(command.account_id, command.persona_id)
+    tool = next((t for t in tools if t.name == name), None)
+    if tool is None:
         raise NotFound(f"This persona has no custom tool named {name!r}.")
-    return tools[0]
+    return tool
 
 
 async def is_office_open(command: Command[IsOfficeOpen], *, repos: Repositories, clock: Clock) -> OfficeStatus:
@@ -88,7 +89,7 @@ async def check_user_availability(
 async def list_tools(command: Command[ListTools], *, repos: Repositories) -> PersonaTools:
     persona = await _persona(repos, command.account_id, command.persona_id)
     account = await _account(repos, command.account_id)
-    tools = await repos.tools.list(command.account_id, persona_id=command.persona_id)
+    tools = await repos.tools.of_persona(command.account_id, command.persona_id)
     return PersonaTools(
         persona_id=persona.persona_id,
         persona_name=persona.name,

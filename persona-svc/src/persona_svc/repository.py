@@ -3,6 +3,12 @@
 Everything here is admin data that nobody writes concurrently, so a PUT is a replace-or-insert on
 the document's unique key (DESIGN.md section 4, rule 3); two PUTs of the same id leave one document.
 Every key starts with `account_id`, so every read and write is scoped to one account.
+
+A document's `_id` is its key values joined by `/` ("acme/reception/tool1"; ids never contain `/`,
+see `IDENTIFIER`), and the key fields stay in the document. FerretDB (SQLite) serves only a filter on
+`_id` alone from an index and reads every document of the collection for any other, so everything a
+tool call reads is a read by `_id`: an account, a persona, a user, a queue, and a persona's tool set,
+which `MongoTools` keeps in one document per persona. Listing an account's items (admin pages) scans.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ M = TypeVar("M", bound=BaseModel)
 ACCOUNTS = "accounts"
 PERSONAS = "personas"
 TOOLS = "tools"
+PERSONA_TOOLS = "persona_tools"
 USERS = "users"
 QUEUES = "queues"
 
@@ -49,6 +56,11 @@ class DuplicateName(Exception):
     """Another document already holds a value that must be unique (a tool name in a persona)."""
 
 
+def document_id(*parts: str) -> str:
+    """The `_id` of the document keyed by `parts`, the account first."""
+    return "/".join(parts)
+
+
 class Store(Protocol[M]):
     async def get(self, **key: str) -> M | None: ...
     async def list(self, account_id: str, **where: str) -> list[M]: ...
@@ -58,8 +70,16 @@ class Store(Protocol[M]):
     async def list_all(self) -> list[M]: ...
 
 
+class ToolStore(Store[CustomTool], Protocol):
+    async def of_persona(self, account_id: str, persona_id: str) -> list[CustomTool]:
+        """The persona's tools in tool id order, read by `_id` (the tool-call path)."""
+
+
 class MongoStore(Generic[M]):
-    """One model in one collection. `flat` names model properties also stored top-level (for indexes)."""
+    """One model in one collection, each document under its key's `document_id`.
+
+    `flat` names model properties also stored top-level (for indexes).
+    """
 
     def __init__(
         self, db: AsyncDatabase, collection: str, model: type[M], key: tuple[str, ...], flat: tuple[str, ...] = ()
@@ -69,6 +89,10 @@ class MongoStore(Generic[M]):
         self._model = model
         self._key = key
         self._flat = flat
+
+    def _by_id(self, values: Mapping[str, str]) -> dict[str, str]:
+        assert set(values) == set(self._key), f"a document is addressed by its whole key {self._key}"
+        return {"_id": document_id(*(values[k] for k in self._key))}
 
     def _filter(self, values: Mapping[str, str]) -> dict[str, str]:
         assert "account_id" in values, "every query filters by account"
@@ -84,7 +108,7 @@ class MongoStore(Generic[M]):
         return self._model.model_validate({k: v for k, v in document.items() if k not in skip})
 
     async def get(self, **key: str) -> M | None:
-        document = await self._collection.find_one(self._filter(key))
+        document = await self._collection.find_one(self._by_id(key))
         return self._load(document) if document else None
 
     async def list(self, account_id: str, **where: str) -> list[M]:
@@ -99,9 +123,9 @@ class MongoStore(Generic[M]):
 
     async def put(self, item: M) -> bool:
         """Insert or replace by key; True when it was created."""
-        key = {k: getattr(item, k) for k in self._key}
+        by_id = self._by_id({k: getattr(item, k) for k in self._key})
         try:
-            result = await self._collection.replace_one(self._filter(key), self._document(item), upsert=True)
+            result = await self._collection.replace_one(by_id, self._document(item), upsert=True)
         except DuplicateKeyError as e:
             raise DuplicateName(str(e)) from e
         except OperationFailure as e:
@@ -112,12 +136,70 @@ class MongoStore(Generic[M]):
         return result.upserted_id is not None
 
     async def delete(self, **key: str) -> bool:
-        result = await self._collection.delete_one(self._filter(key))
+        result = await self._collection.delete_one(self._by_id(key))
         return result.deleted_count > 0
 
     async def delete_all(self, account_id: str, **where: str) -> int:
         result = await self._collection.delete_many(self._filter({"account_id": account_id, **where}))
         return result.deleted_count
+
+
+class MongoTools(MongoStore[CustomTool]):
+    """Custom tools, and each persona's tool set as one document of `persona_tools` (`_id` account/persona).
+
+    A tool call names its tool, and the `tools` collection can find a name only by a scan, so the
+    tool-call path reads the set instead. The set is derived data: every write of a persona's tools
+    then rebuilds its set from them until the set reads back equal to them. The writer whose rebuild
+    lands last checks it against a read made after it, so however writes interleave the set ends equal
+    to the tools. A request that fails between writing a tool and its set leaves the set behind until
+    it is repeated, as it does with its `persona.updated` event.
+    """
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        super().__init__(db, TOOLS, CustomTool, ("account_id", "persona_id", "tool_id"), flat=("name",))
+        self._sets = db[PERSONA_TOOLS]
+
+    async def of_persona(self, account_id: str, persona_id: str) -> list[CustomTool]:
+        tool_set = await self._sets.find_one({"_id": document_id(account_id, persona_id)})
+        return [self._load(document) for document in tool_set["tools"]] if tool_set else []
+
+    async def put(self, item: CustomTool) -> bool:
+        created = await super().put(item)
+        await self._rebuild(item.account_id, item.persona_id)
+        return created
+
+    async def delete(self, **key: str) -> bool:
+        """Also rebuilds when nothing was deleted: repeating a DELETE repairs a set left behind."""
+        deleted = await super().delete(**key)
+        await self._rebuild(key["account_id"], key["persona_id"])
+        return deleted
+
+    async def delete_all(self, account_id: str, **where: str) -> int:
+        deleted = await super().delete_all(account_id, **where)
+        scope = self._filter({"account_id": account_id, **{k: v for k, v in where.items() if k == "persona_id"}})
+        for persona_id in [tool_set["persona_id"] async for tool_set in self._sets.find(scope)]:
+            await self._rebuild(account_id, persona_id)
+        return deleted
+
+    async def _rebuild(self, account_id: str, persona_id: str) -> None:
+        """Write the persona's set until a read of it, made after reading the tools, equals them.
+
+        It goes round again only while other writers change the same persona's tools (admin edits).
+        """
+        by_id = {"_id": document_id(account_id, persona_id)}
+        scope = self._filter({"account_id": account_id, "persona_id": persona_id})
+        while True:
+            tools = [
+                {k: v for k, v in document.items() if k != "_id"}
+                async for document in self._collection.find(scope).sort("tool_id", 1)
+            ]
+            tool_set = await self._sets.find_one(by_id)
+            if (tool_set["tools"] if tool_set else []) == tools:
+                return
+            if tools:
+                await self._sets.replace_one(by_id, {**scope, "tools": tools}, upsert=True)
+            else:
+                await self._sets.delete_one(by_id)
 
 
 class MemoryStore(Generic[M]):
@@ -160,11 +242,19 @@ class MemoryStore(Generic[M]):
         return len(doomed)
 
 
+class MemoryTools(MemoryStore[CustomTool]):
+    def __init__(self) -> None:
+        super().__init__(("account_id", "persona_id", "tool_id"), unique=("name",))
+
+    async def of_persona(self, account_id: str, persona_id: str) -> list[CustomTool]:
+        return await self.list(account_id, persona_id=persona_id)
+
+
 @dataclass(frozen=True)
 class Repositories:
     accounts: Store[Account]
     personas: Store[Persona]
-    tools: Store[CustomTool]
+    tools: ToolStore
     users: Store[User]
     queues: Store[Queue]
 
@@ -173,7 +263,7 @@ def mongo_repositories(db: AsyncDatabase) -> Repositories:
     return Repositories(
         accounts=MongoStore(db, ACCOUNTS, Account, ("account_id",)),
         personas=MongoStore(db, PERSONAS, Persona, ("account_id", "persona_id")),
-        tools=MongoStore(db, TOOLS, CustomTool, ("account_id", "persona_id", "tool_id"), flat=("name",)),
+        tools=MongoTools(db),
         users=MongoStore(db, USERS, User, ("account_id", "user_id")),
         queues=MongoStore(db, QUEUES, Queue, ("account_id", "queue_id")),
     )
@@ -183,7 +273,7 @@ def memory_repositories() -> Repositories:
     return Repositories(
         accounts=MemoryStore(("account_id",)),
         personas=MemoryStore(("account_id", "persona_id")),
-        tools=MemoryStore(("account_id", "persona_id", "tool_id"), unique=("name",)),
+        tools=MemoryTools(),
         users=MemoryStore(("account_id", "user_id")),
         queues=MemoryStore(("account_id", "queue_id")),
     )

@@ -64,3 +64,48 @@ async def test_every_read_and_delete_is_scoped_to_its_account(repos) -> None:
     assert await repos.users.delete_all("acme") == 1
     assert await repos.users.get(account_id="acme", user_id="ann") is None
     assert (await repos.users.get(account_id="other", user_id="ann")).name == "other"
+
+
+async def test_documents_are_stored_under_their_key_joined_by_slashes(repos, database) -> None:
+    await repos.users.put(User(account_id="acme", user_id="ann", name="Ann", extension="201", updated_at=NOW))
+    await repos.tools.put(queue_tool("t1", "sales"))
+    user = await database["users"].find_one({"_id": "acme/ann"})
+    assert (user["account_id"], user["user_id"]) == ("acme", "ann")
+    tool = await database["tools"].find_one({"_id": "acme/front/t1"})
+    assert (tool["account_id"], tool["persona_id"], tool["tool_id"], tool["name"]) == ("acme", "front", "t1", "sales")
+    assert await repos.users.delete(account_id="acme", user_id="ann") is True
+    assert await database["users"].find_one({"_id": "acme/ann"}) is None
+
+
+async def test_a_personas_tool_set_follows_every_write_of_its_tools(repos) -> None:
+    async def names(account_id: str = "acme", persona_id: str = "front") -> list[str]:
+        return [t.name for t in await repos.tools.of_persona(account_id, persona_id)]
+
+    assert await names() == []
+    await repos.tools.put(queue_tool("t2", "support"))
+    await repos.tools.put(queue_tool("t1", "sales"))
+    await repos.tools.put(queue_tool("t1", "sales", account_id="other"))
+    assert await names() == ["sales", "support"]
+    await repos.tools.put(queue_tool("t1", "orders"))
+    assert await names() == ["orders", "support"]
+    with pytest.raises(DuplicateName):
+        await repos.tools.put(queue_tool("t1", "support"))
+    assert await names() == ["orders", "support"]
+    assert await repos.tools.of_persona("acme", "front") == await repos.tools.list("acme", persona_id="front")
+    assert await repos.tools.delete(account_id="acme", persona_id="front", tool_id="t2") is True
+    assert await names() == ["orders"]
+    assert await repos.tools.delete_all("acme", persona_id="front") == 1
+    assert await names() == []
+    assert await names("other") == ["sales"]
+    assert await repos.tools.delete_all("other") == 1
+    assert await names("other") == []
+
+
+async def test_concurrent_writes_of_one_personas_tools_leave_a_set_equal_to_them(repos) -> None:
+    await asyncio.gather(*(repos.tools.put(queue_tool(f"t{i:02}", f"tool{i:02}")) for i in range(20)))
+    assert [t.tool_id for t in await repos.tools.of_persona("acme", "front")] == [f"t{i:02}" for i in range(20)]
+    await asyncio.gather(
+        *(repos.tools.delete(account_id="acme", persona_id="front", tool_id=f"t{i:02}") for i in range(0, 20, 2))
+    )
+    assert await repos.tools.of_persona("acme", "front") == await repos.tools.list("acme", persona_id="front")
+    assert len(await repos.tools.of_persona("acme", "front")) == 10
