@@ -11,8 +11,9 @@ holds a mutable `state` that writers race on; the state is derived from insert-o
 - A call is registered by `call.started`; the PBX reports a call once it is connected to the agent,
   so it starts `active` (`ringing` is reserved for a PBX that reports earlier; tools treat it alike).
 - Every transfer or hang-up first claims the call's next action attempt by inserting
-  `(account_id, call_id, attempt)` into a unique index: of concurrent claimants exactly one wins,
-  so one action at a time runs per call and a transfer is never carried out twice.
+  `_id = account_id/call_id/attempt` (unique): of concurrent claimants exactly one wins, so one
+  action at a time runs per call and a transfer is never carried out twice. An attempt is claimed
+  only after the one before it was read, so a call's attempts are 1, 2, ... with no gap.
 - The claimant alone then marks its action succeeded or failed (nobody else writes that document).
   A failed transfer leaves the call `active`; a claim whose process died stays `pending` until
   `abandoned_after` past its command's deadline, then it no longer blocks the call.
@@ -105,7 +106,7 @@ class Destination(Record):
 
 
 class CallAction(Record):
-    """One claimed attempt to act on a call. `id` is the transfer id reported to the model."""
+    """One claimed attempt to act on a call (stored under `action_key`); `id` is the transfer id told to the model."""
 
     id: str
     account_id: str
@@ -199,3 +200,8 @@ def call_key(account_id: str, call_id: str) -> str:
     (`IDENTIFIER`), so the key is unambiguous, and it starts with the account like every key here.
     """
     return f"{account_id}/{call_id}"
+
+
+def action_key(account_id: str, call_id: str, attempt: int) -> str:
+    """The `_id` of a call's action attempt: inserting it is the claim, and it is found by `_id` alone."""
+    return f"{call_key(account_id, call_id)}/{attempt}"

@@ -1,9 +1,10 @@
 """The call registry in MongoDB (database `call_control`).
 
 Races are decided by inserts into unique indexes only (DESIGN.md section 4): a call's start and its
-end are one insert each per `(account_id, call_id)`; an action on a call claims
-`(account_id, call_id, attempt)`. The one update here, `finish_action`, is made by the claimant
-alone. Every query filters by account.
+end are one insert each under `_id = call_key(account_id, call_id)`; an action on a call claims
+`_id = action_key(account_id, call_id, attempt)`. The one update here, `finish`, is made by the
+claimant alone. Every read and write is by `_id` alone, which FerretDB serves from an index (it
+scans the collection for any other filter), and every `_id` starts with the account.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from switchboard.contracts import utcnow
 from switchboard.mongo import DuplicateKeyError, IndexSpec
 
 from call_control_svc.destinations import DestinationRules
-from call_control_svc.model import ActionStatus, Call, CallAction, CallEnd, CallRecord, call_key
+from call_control_svc.model import ActionStatus, Call, CallAction, CallEnd, CallRecord, action_key, call_key
 
 CALLS = "calls"
 CALL_ENDS = "call_ends"
@@ -76,15 +77,20 @@ class CallRepository:
         by_id = {"_id": call_key(account_id, call_id)}
         call = await self._calls.find_one(by_id)
         end = await self._ends.find_one(by_id)
-        key = {"account_id": account_id, "call_id": call_id}
-        actions = [doc async for doc in self._actions.find(key).sort("attempt", 1)]
         return CallRecord(
             account_id=account_id,
             call_id=call_id,
             call=Call.model_validate(_without_id(call)) if call else None,
             end=CallEnd.model_validate(_without_id(end)) if end else None,
-            actions=[self._action(doc) for doc in actions],
+            actions=await self._actions_of(account_id, call_id),
         )
+
+    async def _actions_of(self, account_id: str, call_id: str) -> list[CallAction]:
+        """Attempts 1, 2, ... up to the first one not claimed: attempts have no gaps (see `model`)."""
+        actions: list[CallAction] = []
+        while doc := await self._actions.find_one({"_id": action_key(account_id, call_id, len(actions) + 1)}):
+            actions.append(CallAction.model_validate(_without_id(doc)))
+        return actions
 
     async def get_end(self, account_id: str, call_id: str) -> CallEnd | None:
         doc = await self._ends.find_one({"_id": call_key(account_id, call_id)})
@@ -92,48 +98,43 @@ class CallRepository:
 
     async def claim(self, action: CallAction) -> CallAction | None:
         """Claim the call's attempt `action.attempt`: None when this caller won, else the winner's action."""
-        doc = action.model_dump(exclude={"id"})
+        by_id = {"_id": action_key(action.account_id, action.call_id, action.attempt)}
         try:
-            await self._actions.insert_one({"_id": action.id, **doc})
+            await self._actions.insert_one({**by_id, **action.model_dump()})
             return None
         except DuplicateKeyError:
-            winner = await self._actions.find_one(
-                {"account_id": action.account_id, "call_id": action.call_id, "attempt": action.attempt}
-            )
-            return self._action(winner) if winner else None
+            winner = await self._actions.find_one(by_id)
+            return CallAction.model_validate(_without_id(winner)) if winner else None
 
     async def finish(self, action: CallAction, status: ActionStatus, failure: str | None = None) -> CallAction:
         """Mark a claimed action done. Only its claimant calls this, so the update races with nobody."""
         finished = action.model_copy(update={"status": status, "failure": failure, "finished_at": utcnow()})
-        # By `_id` alone (an index on FerretDB): the claimant inserted this id itself, in its account.
         await self._actions.update_one(
-            {"_id": action.id},
+            {"_id": action_key(action.account_id, action.call_id, action.attempt)},
             {"$set": {"status": status.value, "failure": failure, "finished_at": finished.finished_at}},
         )
         return finished
 
-    @staticmethod
-    def _action(doc: dict[str, Any]) -> CallAction:
-        return CallAction.model_validate({**_without_id(doc), "id": doc["_id"]})
-
 
 class RulesRepository:
-    """Per-account transfer rules; written only through the admin API (no concurrent writers to guard)."""
+    """Per-account transfer rules under `_id = account_id`; written only through the admin API (no
+    concurrent writers to guard)."""
 
     def __init__(self, db: AsyncDatabase) -> None:
         self._rules = db[TRANSFER_RULES]
 
     async def get(self, account_id: str) -> DestinationRules:
-        doc = await self._rules.find_one({"account_id": account_id})
+        doc = await self._rules.find_one({"_id": account_id})
         if doc is None:
             return DestinationRules()
         return DestinationRules.model_validate({k: v for k, v in doc.items() if k in DestinationRules.model_fields})
 
     async def put(self, account_id: str, rules: DestinationRules) -> DestinationRules:
+        by_id = {"_id": account_id}
         document = {"account_id": account_id, **rules.model_dump(), "updated_at": utcnow()}
         try:
-            await self._rules.replace_one({"account_id": account_id}, document, upsert=True)
+            await self._rules.replace_one(by_id, document, upsert=True)
         except DuplicateKeyError:
             # Two first writes raced to insert; the document exists now, so replacing it is a plain update.
-            await self._rules.replace_one({"account_id": account_id}, document)
+            await self._rules.replace_one(by_id, document)
         return rules
