@@ -23,7 +23,7 @@ from contacts_svc.connectors import Connector, NotConfigured, ReauthorizationReq
 from contacts_svc.importing import ParsedImport, RowError
 from contacts_svc.outbox import ContactEvents, new_event_id
 from contacts_svc.model import Contact, ContactInput, InvalidContact, SourceConnection, normalise_phones, now
-from contacts_svc.repository import AccountSettingsRepository, ContactRepository, SourceRepository
+from contacts_svc.repository import AccountSettingsRepository, ContactRepository, NumberIndexBusy, SourceRepository
 from switchboard.contracts.contacts import (
     ContactCreated,
     ContactDeleted,
@@ -98,6 +98,12 @@ class ContactBook:
 
     async def put(self, account_id: str, contact_id: str | None, data: ContactInput, region: str | None) -> Written:
         """Create or replace one contact. Raises InvalidContact for a bad number, before any write."""
+        try:
+            return await self._put(account_id, contact_id, data, region)
+        except NumberIndexBusy:
+            raise Conflict("Many contacts with the same number were being saved at once; try again.") from None
+
+    async def _put(self, account_id: str, contact_id: str | None, data: ContactInput, region: str | None) -> Written:
         phones = normalise_phones(data.phone_numbers, region)
         at = self._clock()
         candidate = Contact(

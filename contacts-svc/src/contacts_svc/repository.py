@@ -1,11 +1,18 @@
-"""MongoDB repositories of contacts-svc (database `contacts`). Every query filters by account_id.
+"""MongoDB repositories of contacts-svc (database `contacts`). Every key starts with the account id.
 
-Races are decided by inserts into unique indexes (a contact id per account, a source per account);
-`$set` updates are only used for admin edits and for filling in tokens, which nobody needs to win.
+FerretDB (SQLite) serves a filter from an index only when it is `_id` alone; any other filter reads
+every document of the collection, of every account. So everything a caller lookup reads is found by
+`_id`: a contact is keyed `<account_id>/<contact_id>`, a connected source `<account_id>/<source>`,
+the account's settings `<account_id>`, and a number through the slots of `contact_numbers`
+(`ContactRepository`). Ids and E.164 numbers never contain `/` (`IDENTIFIER`), so keys are unambiguous.
+
+Races are decided by inserts into unique indexes (a contact's `_id`, a number slot's `_id`); `$set`
+updates are only used for admin edits and for filling in tokens, which nobody needs to win.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,32 +21,45 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from contacts_svc.model import AccessToken, Contact, PhoneEntry, SourceConnection, SourceStatus
+from contacts_svc.model import CONNECTABLE, AccessToken, Contact, PhoneEntry, SourceConnection, SourceStatus
 from switchboard.contracts.contacts import ContactSource
 from switchboard.mongo import IndexSpec
 
 CONTACTS = "contacts"
+CONTACT_NUMBERS = "contact_numbers"
 SOURCES = "sources"
 ACCOUNT_SETTINGS = "account_settings"
 OUTBOX = "outbox"
 RELAY_CLAIMS = "relay_claims"
 
 INDEXES = [
+    # Pages the admin list on MongoDB; `_id` already decides which insert creates a contact.
     IndexSpec(CONTACTS, [("account_id", 1), ("contact_id", 1)], unique=True, name="account_contact"),
-    # Multikey: one entry per stored E.164 number, so a caller lookup is one index hit however
-    # many contacts the account has.
-    IndexSpec(CONTACTS, [("account_id", 1), ("phone_e164", 1)], name="account_phone"),
-    IndexSpec(SOURCES, [("account_id", 1), ("source", 1)], unique=True, name="account_source"),
-    IndexSpec(ACCOUNT_SETTINGS, [("account_id", 1)], unique=True, name="account"),
     IndexSpec(OUTBOX, [("created_at", 1)], name="created"),
     IndexSpec(RELAY_CLAIMS, [("claimed_at", 1)], name="claimed"),
 ]
 
+SLOT_CLAIM_ATTEMPTS = 32
+"""Slots of one number a write may lose to concurrent writers before it gives up."""
+_MAX_READS_AT_ONCE = 16
+
 _CONTACT_FIELDS = {"_id": 0, "account_id": 1, "contact_id": 1, "name": 1, "company": 1, "email": 1, "phones": 1, "created_at": 1, "updated_at": 1}
 
 
+def contact_key(account_id: str, contact_id: str) -> str:
+    return f"{account_id}/{contact_id}"
+
+
+def slot_key(account_id: str, e164: str, n: int) -> str:
+    return f"{account_id}/{e164}/{n}"
+
+
 def _contact_document(contact: Contact) -> dict[str, Any]:
-    return {**contact.model_dump(mode="python"), "phone_e164": contact.numbers}
+    return {"_id": contact_key(contact.account_id, contact.contact_id), **contact.model_dump(mode="python")}
+
+
+def _slot_document(account_id: str, e164: str, n: int, contact_id: str) -> dict[str, Any]:
+    return {"_id": slot_key(account_id, e164, n), "account_id": account_id, "e164": e164, "contact_id": contact_id}
 
 
 def _contact(doc: dict[str, Any]) -> Contact:
@@ -55,12 +75,37 @@ def _contact(doc: dict[str, Any]) -> Contact:
     )
 
 
+class NumberIndexBusy(Exception):
+    """So many concurrent writers added the same number that this write lost every slot it tried."""
+
+
 class ContactRepository:
+    """Contacts, and the index that finds them by number with reads by `_id` only.
+
+    The index of a number in an account is a chain of slots in `contact_numbers`, keyed
+    `<account_id>/<e164>/<n>` for n = 0, 1, 2, ...; each slot names one contact that held the number.
+    Slots are only ever inserted: before a contact is written, each of its numbers gets a slot naming
+    it unless the chain has one already, at the first free n (a concurrent writer that took that n
+    first makes the insert fail, and the next n is tried). A chain therefore has no gaps, and a reader
+    walks it by `_id` until the first missing n.
+
+    Replacing or deleting a contact leaves its slots in place; a lookup reads each named contact by
+    `_id` and keeps it only if it still exists and still holds the number. The same contact named
+    twice (two concurrent writes of it) is one match. So a chain is as long as the number of distinct
+    contacts that ever held the number in the account, and a lookup reads that many slots and
+    contacts, however many contacts the account or the store holds.
+
+    A contact is written only after its slots, so a crash in between leaves a slot naming a contact
+    that does not hold the number (skipped by lookups), never a contact its number does not find.
+    """
+
     def __init__(self, db: AsyncDatabase) -> None:
         self._contacts = db[CONTACTS]
+        self._slots = db[CONTACT_NUMBERS]
 
     async def insert(self, contact: Contact) -> bool:
         """True when this call created the contact; False when the id is taken in the account."""
+        await self._index_numbers(contact)
         try:
             await self._contacts.insert_one(_contact_document(contact))
             return True
@@ -68,14 +113,13 @@ class ContactRepository:
             return False
 
     async def replace(self, contact: Contact) -> None:
+        await self._index_numbers(contact)
         document = _contact_document(contact)
-        del document["created_at"]
-        await self._contacts.update_one(
-            {"account_id": contact.account_id, "contact_id": contact.contact_id}, {"$set": document}
-        )
+        del document["_id"], document["created_at"]
+        await self._contacts.update_one({"_id": contact_key(contact.account_id, contact.contact_id)}, {"$set": document})
 
     async def get(self, account_id: str, contact_id: str) -> Contact | None:
-        doc = await self._contacts.find_one({"account_id": account_id, "contact_id": contact_id}, _CONTACT_FIELDS)
+        doc = await self._contacts.find_one({"_id": contact_key(account_id, contact_id)}, _CONTACT_FIELDS)
         return _contact(doc) if doc else None
 
     async def delete(self, account_id: str, contact_id: str) -> Contact | None:
@@ -83,23 +127,79 @@ class ContactRepository:
         contact = await self.get(account_id, contact_id)
         if contact is None:
             return None
-        result = await self._contacts.delete_one({"account_id": account_id, "contact_id": contact_id})
+        result = await self._contacts.delete_one({"_id": contact_key(account_id, contact_id)})
         return contact if result.deleted_count else None
 
     async def find_by_number(self, account_id: str, e164: str, *, limit: int) -> list[Contact]:
-        cursor = self._contacts.find({"account_id": account_id, "phone_e164": e164}, _CONTACT_FIELDS)
-        return [_contact(doc) async for doc in cursor.sort("contact_id", ASCENDING).limit(limit)]
+        """The contacts holding `e164`, by contact id, at most `limit`: reads by `_id` only."""
+        return await self._holding(account_id, e164, after=None, limit=limit)
 
     async def list(
         self, account_id: str, *, after: str | None, limit: int, number: str | None = None
     ) -> list[Contact]:
+        """A page of the account's contacts by contact id; with `number`, of those holding it (by `_id` reads)."""
+        if number is not None:
+            return await self._holding(account_id, number, after=after, limit=limit)
         query: dict[str, Any] = {"account_id": account_id}
         if after is not None:
             query["contact_id"] = {"$gt": after}
-        if number is not None:
-            query["phone_e164"] = number
         cursor = self._contacts.find(query, _CONTACT_FIELDS).sort("contact_id", ASCENDING).limit(limit)
         return [_contact(doc) async for doc in cursor]
+
+    async def _holding(self, account_id: str, e164: str, *, after: str | None, limit: int) -> list[Contact]:
+        named = sorted({slot["contact_id"] for slot in await self._chain(account_id, e164)})
+        candidates = [contact_id for contact_id in named if after is None or contact_id > after]
+        found: list[Contact] = []
+        for start in range(0, len(candidates), _MAX_READS_AT_ONCE):
+            batch = candidates[start : start + _MAX_READS_AT_ONCE]
+            contacts = await asyncio.gather(*(self.get(account_id, contact_id) for contact_id in batch))
+            found += [c for c in contacts if c is not None and e164 in c.numbers]
+            if len(found) >= limit:
+                break
+        return found[:limit]
+
+    async def _chain(self, account_id: str, e164: str, *, start: int = 0) -> list[dict[str, Any]]:
+        """The slots of a number from n = `start` up to the first missing one.
+
+        Read by `_id`, a few at once: two first (most numbers have one slot, or none), then twice as
+        many each round.
+        """
+        slots: list[dict[str, Any]] = []
+        n, reads = start, 2
+        while True:
+            found = await asyncio.gather(
+                *(self._slots.find_one({"_id": slot_key(account_id, e164, i)}) for i in range(n, n + reads))
+            )
+            for slot in found:
+                if slot is None:
+                    return slots
+                slots.append(slot)
+            n, reads = n + reads, min(reads * 2, _MAX_READS_AT_ONCE)
+
+    async def _index_numbers(self, contact: Contact) -> None:
+        for number in contact.numbers:
+            await self._claim_slot(contact.account_id, number, contact.contact_id)
+
+    async def _claim_slot(self, account_id: str, e164: str, contact_id: str) -> None:
+        """Make the number's chain name the contact: nothing when a slot does, else an insert at its end."""
+        n = 0
+        for _ in range(SLOT_CLAIM_ATTEMPTS):
+            chain = await self._chain(account_id, e164, start=n)
+            if any(slot["contact_id"] == contact_id for slot in chain):
+                return
+            n += len(chain)
+            try:
+                await self._slots.insert_one(_slot_document(account_id, e164, n, contact_id))
+                return
+            except DuplicateKeyError:
+                continue
+        raise NumberIndexBusy(
+            f"{SLOT_CLAIM_ATTEMPTS} concurrent writes took every slot this one tried for a number of contact {contact_id!r}."
+        )
+
+
+def source_key(account_id: str, source: ContactSource) -> str:
+    return f"{account_id}/{source.value}"
 
 
 def _connection(doc: dict[str, Any]) -> SourceConnection:
@@ -133,20 +233,19 @@ class SourceRepository:
             "last_error": connection.last_error,
             "connected_at": connection.connected_at,
         }
-        await self._sources.replace_one(
-            {"account_id": connection.account_id, "source": connection.source.value}, document, upsert=True
-        )
+        await self._sources.replace_one({"_id": source_key(connection.account_id, connection.source)}, document, upsert=True)
 
     async def get(self, account_id: str, source: ContactSource) -> SourceConnection | None:
-        doc = await self._sources.find_one({"account_id": account_id, "source": source.value})
+        doc = await self._sources.find_one({"_id": source_key(account_id, source)})
         return _connection(doc) if doc else None
 
     async def list(self, account_id: str) -> list[SourceConnection]:
-        cursor = self._sources.find({"account_id": account_id}).sort("source", ASCENDING)
-        return [_connection(doc) async for doc in cursor]
+        """The account's connections, by source: one read by `_id` per source that can be connected."""
+        connections = await asyncio.gather(*(self.get(account_id, source) for source in CONNECTABLE))
+        return sorted((c for c in connections if c is not None), key=lambda c: c.source.value)
 
     async def delete(self, account_id: str, source: ContactSource) -> bool:
-        result = await self._sources.delete_one({"account_id": account_id, "source": source.value})
+        result = await self._sources.delete_one({"_id": source_key(account_id, source)})
         return bool(result.deleted_count)
 
     async def store_token(self, connection: SourceConnection, token: AccessToken) -> None:
@@ -169,28 +268,33 @@ class SourceRepository:
 
     @staticmethod
     def _same_grant(connection: SourceConnection) -> dict[str, Any]:
+        """The connection's document as long as it holds this grant.
+
+        Not `_id` alone, so FerretDB scans `sources` (at most two documents per account) for it; it
+        runs only when a token is refreshed or refused, not on every lookup.
+        """
         return {
-            "account_id": connection.account_id,
-            "source": connection.source.value,
+            "_id": source_key(connection.account_id, connection.source),
             "refresh_token": connection.refresh_token.get_secret_value(),
         }
 
 
 class AccountSettingsRepository:
-    """Per-account contacts settings; today only the region national numbers of admin writes are read with."""
+    """Per-account contacts settings, keyed by the account id.
+
+    Today only the region national numbers of admin writes are read with.
+    """
 
     def __init__(self, db: AsyncDatabase) -> None:
         self._settings = db[ACCOUNT_SETTINGS]
 
     async def region(self, account_id: str) -> str | None:
-        doc = await self._settings.find_one({"account_id": account_id}, {"region": 1})
+        doc = await self._settings.find_one({"_id": account_id}, {"region": 1})
         return doc.get("region") if doc else None
 
     async def set_region(self, account_id: str, region: str | None, now: datetime) -> None:
-        await self._settings.update_one(
-            {"account_id": account_id},
-            {"$set": {"region": region, "updated_at": now}},
-            upsert=True,
+        await self._settings.replace_one(
+            {"_id": account_id}, {"account_id": account_id, "region": region, "updated_at": now}, upsert=True
         )
 
 
