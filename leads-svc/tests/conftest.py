@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import pytest
 
-from leads_svc.model import Case, Lead
+from leads_svc.model import Case, Lead, OutboxEntry, account_key
 from leads_svc.outbox import LeadEvents
 from switchboard.contracts import CallContext, Command, CommandType
 from switchboard.contracts.leads import CreateLead
@@ -36,11 +36,14 @@ def build_command(
 class InMemoryLeads:
     def __init__(self) -> None:
         self.by_id: dict[str, Lead] = {}
+        self.keys: dict[str, str] = {}
+
+    async def claim(self, account_id: str, match_key: str, lead_id: str) -> str:
+        return self.keys.setdefault(account_key(account_id, match_key), lead_id)
 
     async def add(self, lead: Lead) -> tuple[Lead, bool]:
-        for stored in self.by_id.values():
-            if (stored.account_id, stored.match_key) == (lead.account_id, lead.match_key):
-                return stored, False
+        if lead.id in self.by_id:
+            return self.by_id[lead.id], False
         self.by_id[lead.id] = lead
         return lead, True
 
@@ -49,29 +52,31 @@ class InMemoryLeads:
         return lead if lead and lead.account_id == account_id else None
 
     async def find_by_phone(self, account_id: str, phone_e164: str) -> Lead | None:
-        return next((x for x in self.by_id.values() if (x.account_id, x.match_key) == (account_id, phone_e164)), None)
+        lead_id = self.keys.get(account_key(account_id, phone_e164))
+        return await self.get(account_id, lead_id) if lead_id else None
 
     async def page(self, account_id: str, *, before: str | None, limit: int) -> list[Lead]:
         leads = sorted((x for x in self.by_id.values() if x.account_id == account_id), key=lambda x: x.id, reverse=True)
         return [x for x in leads if before is None or x.id < before][:limit]
 
-    async def mark_published(self, account_id: str, lead_id: str) -> None:
-        self.by_id[lead_id] = self.by_id[lead_id].model_copy(update={"event_published": True})
-
-    async def unpublished(self, *, created_before: datetime, limit: int) -> list[Lead]:
-        return [x for x in self.by_id.values() if not x.event_published and x.created_at < created_before][:limit]
-
 
 class InMemoryCases:
     def __init__(self) -> None:
         self.by_id: dict[str, Case] = {}
+        self.keys: dict[str, str] = {}
+
+    async def claim(self, account_id: str, command_id: str, case_id: str) -> str:
+        return self.keys.setdefault(account_key(account_id, command_id), case_id)
 
     async def add(self, case: Case) -> tuple[Case, bool]:
-        for stored in self.by_id.values():
-            if stored.command_id == case.command_id:
-                return stored, False
+        if case.id in self.by_id:
+            return self.by_id[case.id], False
         self.by_id[case.id] = case
         return case, True
+
+    async def get(self, account_id: str, case_id: str) -> Case | None:
+        case = self.by_id.get(case_id)
+        return case if case and case.account_id == account_id else None
 
     async def page(self, account_id: str, lead_id: str, *, before: str | None, limit: int) -> list[Case]:
         cases = [x for x in self.by_id.values() if (x.account_id, x.lead_id) == (account_id, lead_id)]
@@ -84,11 +89,22 @@ class InMemoryCases:
             for lead_id in lead_ids
         }
 
-    async def mark_published(self, account_id: str, case_id: str) -> None:
-        self.by_id[case_id] = self.by_id[case_id].model_copy(update={"event_published": True})
 
-    async def unpublished(self, *, created_before: datetime, limit: int) -> list[Case]:
-        return [x for x in self.by_id.values() if not x.event_published and x.created_at < created_before][:limit]
+class InMemoryOutbox:
+    def __init__(self) -> None:
+        self.by_id: dict[str, OutboxEntry] = {}
+
+    async def add(self, entry: OutboxEntry) -> bool:
+        if entry.id in self.by_id:
+            return False
+        self.by_id[entry.id] = entry
+        return True
+
+    async def remove(self, entry: OutboxEntry) -> None:
+        self.by_id.pop(entry.id, None)
+
+    async def due(self, *, deadline_before: datetime, limit: int) -> list[OutboxEntry]:
+        return sorted((x for x in self.by_id.values() if x.deadline < deadline_before), key=lambda x: x.deadline)[:limit]
 
 
 class InMemoryRelayClaims:
@@ -131,13 +147,18 @@ def cases() -> InMemoryCases:
 
 
 @pytest.fixture
+def outbox() -> InMemoryOutbox:
+    return InMemoryOutbox()
+
+
+@pytest.fixture
 def publisher() -> RecordingEventPublisher:
     return RecordingEventPublisher()
 
 
 @pytest.fixture
-def events(publisher, leads, cases) -> LeadEvents:
-    return LeadEvents(publisher, leads, cases, timeout=1.0)
+def events(publisher, outbox, leads, cases) -> LeadEvents:
+    return LeadEvents(publisher, outbox, leads, cases, timeout=1.0)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ def handle(leads, cases, events):
     return partial(create_lead, leads=leads, cases=cases, events=events)
 
 
-async def test_first_call_creates_the_lead_with_its_first_case(handle, command, leads, cases, publisher) -> None:
+async def test_first_call_creates_the_lead_with_its_first_case(handle, command, leads, cases, outbox, publisher) -> None:
     cmd = command(classification=Classification.customer, summary="  Roof is 40 m2. ", notes="")
     result = await handle(cmd)
 
@@ -29,7 +29,8 @@ async def test_first_call_creates_the_lead_with_its_first_case(handle, command, 
     assert lead.classification is Classification.customer
     assert case.lead_id == lead.id and case.command_id == cmd.command_id and case.call_id == cmd.call_id
     assert case.summary == "Roof is 40 m2." and case.notes is None
-    assert lead.event_published and case.event_published
+    assert leads.keys == {"acc-1/+14155550123": lead.id} and cases.keys == {f"acc-1/{cmd.command_id}": case.id}
+    assert outbox.by_id == {}, "the events went out, so nothing is left for the relay"
     assert [(t, k, type(e)) for t, k, e in publisher.published] == [
         (Topic.lead_events, lead.id, LeadCreatedEvent),
         (Topic.lead_events, lead.id, CaseCreatedEvent),
@@ -124,13 +125,27 @@ async def test_a_command_past_its_deadline_stores_nothing(handle, command, leads
 async def test_only_the_documented_fields_are_stored(handle, command, leads, cases) -> None:
     result = await handle(command(summary="s", notes="n"))
     assert set(leads.by_id[result.lead_id].document()) == {
-        "_id", "account_id", "created_at", "event_published", "match_key", "phone_e164", "caller_id",
+        "_id", "account_id", "created_at", "match_key", "phone_e164", "caller_id",
         "deduplicable", "name", "classification", "persona_id", "call_id", "command_id",
     }  # fmt: skip
     assert set(cases.by_id[result.case_id].document()) == {
-        "_id", "account_id", "created_at", "event_published", "lead_id", "command_id", "persona_id", "call_id",
+        "_id", "account_id", "created_at", "lead_id", "command_id", "persona_id", "call_id",
         "name", "intent", "classification", "summary", "notes",
     }  # fmt: skip
+
+
+async def test_a_caller_whose_first_command_stopped_before_writing_the_lead_gets_it_now(
+    handle, command, leads, cases, publisher
+) -> None:
+    """The first command claimed the caller's key and died: the next one writes the lead under that id."""
+    orphan_id = await leads.claim("acc-1", "+14155550123", "0" * 24)
+    result = await handle(command())
+
+    assert result.lead_id == orphan_id and result.lead_existed is False
+    assert leads.by_id[orphan_id].command_id == cases.by_id[result.case_id].command_id
+    assert [(k, type(e)) for _, k, e in publisher.published] == [(orphan_id, LeadCreatedEvent), (orphan_id, CaseCreatedEvent)]
+    again = await handle(command())
+    assert again.lead_id == orphan_id and again.lead_existed is True and len(leads.by_id) == 1
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from leads_svc.api import admin_router
 from leads_svc.handlers import create_lead
 from leads_svc.outbox import EventRelay, LeadEvents
-from leads_svc.repository import INDEXES, MongoCases, MongoLeads, MongoRelayClaims
+from leads_svc.repository import INDEXES, MongoCases, MongoLeads, MongoOutbox, MongoRelayClaims
 from leads_svc.settings import LeadsSettings
 from switchboard.contracts import CommandType, Topic
 from switchboard.messaging import Handler
@@ -24,6 +24,7 @@ NAME = "leads"
 class Adapters:
     leads: MongoLeads
     cases: MongoCases
+    outbox: MongoOutbox
     events: LeadEvents
     settings: LeadsSettings
 
@@ -32,9 +33,9 @@ def adapters(runtime: Runtime) -> Adapters:
     settings = runtime.settings
     if not isinstance(settings, LeadsSettings):
         raise TypeError(f"leads-svc runs with LeadsSettings, not {type(settings).__name__}")
-    leads, cases = MongoLeads(runtime.db), MongoCases(runtime.db)
-    events = LeadEvents(runtime.events, leads, cases, timeout=settings.event_publish_timeout)
-    return Adapters(leads, cases, events, settings)
+    leads, cases, outbox = MongoLeads(runtime.db), MongoCases(runtime.db), MongoOutbox(runtime.db)
+    events = LeadEvents(runtime.events, outbox, leads, cases, timeout=settings.event_publish_timeout)
+    return Adapters(leads, cases, outbox, events, settings)
 
 
 def bootstrap(runtime: Runtime) -> Mapping[CommandType, Handler]:
@@ -51,8 +52,7 @@ def background(runtime: Runtime) -> Sequence[Component]:
     a = adapters(runtime)
     relay = EventRelay(
         a.events,
-        a.leads,
-        a.cases,
+        a.outbox,
         MongoRelayClaims(runtime.db),
         interval=a.settings.relay_interval,
         grace=a.settings.relay_grace,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from leads_svc.model import identify_caller, new_case, new_lead, now_ms
+from leads_svc.model import identify_caller, match_key, new_case, new_id, new_lead, new_outbox_entry, now_ms
 from leads_svc.outbox import LeadEvents
 from leads_svc.repository import Cases, Leads
 from switchboard.contracts import Command
@@ -15,9 +15,11 @@ OUT_OF_TIME = "The request ran out of time before the lead was recorded; try aga
 async def create_lead(command: Command[CreateLead], *, leads: Leads, cases: Cases, events: LeadEvents) -> LeadCreated:
     """Adds a case to the caller's lead, creating the lead on the caller's first call.
 
-    The lead insert decides which of concurrent first calls creates the lead; the case insert, keyed
-    by the command id, makes a redelivery find the case it already added. The answer is rebuilt
-    from the stored documents, so a repeat of a command answers what its first run answered.
+    The lead key insert decides which of concurrent first calls names the lead; the case key insert,
+    keyed by the command id, makes a redelivery find the case it already added. The outbox entry is
+    recorded before the lead and case are written, so no event is lost to a crash in between. The
+    answer is rebuilt from the stored documents, so a repeat of a command answers what its first run
+    answered.
     """
     name = command.args.name.strip()
     intent = command.args.intent.strip()
@@ -29,13 +31,24 @@ async def create_lead(command: Command[CreateLead], *, leads: Leads, cases: Case
     _in_time(command)
     created_at = now_ms()
 
-    lead, lead_inserted = await leads.add(new_lead(command, caller, name, created_at))
+    new_lead_id = new_id()
+    lead_id = await leads.claim(command.account_id, match_key(caller, command.command_id), new_lead_id)
+    case_id = await cases.claim(command.account_id, command.command_id, new_id())
+    entry = new_outbox_entry(command, lead_id, case_id)
+    recorded = await events.expect(entry)
+
+    # A key another command claimed has its lead, unless that command stopped between its inserts:
+    # then this command writes the lead, under the id the key names.
+    lead = await leads.get(command.account_id, lead_id) if lead_id != new_lead_id else None
+    lead_inserted = False
+    if lead is None:
+        _in_time(command)
+        lead, lead_inserted = await leads.add(new_lead(command, lead_id, caller, name, created_at))
     _in_time(command)
-    case, case_inserted = await cases.add(new_case(command, lead.id, name, intent, created_at))
-    if lead_inserted:
-        await events.lead_created(lead)
-    if case_inserted:
-        await events.case_created(case)
+    case, case_inserted = await cases.add(new_case(command, case_id, lead.id, name, intent, created_at))
+    await events.announce(
+        entry, recorded=recorded, lead=lead if lead_inserted else None, case=case if case_inserted else None
+    )
     return LeadCreated(
         lead_id=lead.id,
         case_id=case.id,

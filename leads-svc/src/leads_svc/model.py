@@ -5,6 +5,11 @@ adds one case to it. The lead is written once, by the command that created it; w
 from call to call (name as given, intent, classification, summary, notes) lives on the cases.
 Nothing on a lead is a counter or a "last case" pointer: those are read from the cases, because an
 update is not safe under concurrency on the embedded store (DESIGN.md section 4).
+
+Leads and cases are stored under their public ids (24 hex digits, roughly in creation order, which
+the paged admin lists rely on). What makes them unique is a key document per caller and per
+command, whose `_id` is `account_key(...)`: the store serves only a filter on `_id` alone from an
+index, so every read on the way of a tool call is by `_id`.
 """
 
 from __future__ import annotations
@@ -60,6 +65,15 @@ def identify_caller(caller_id_number: str | None, region: str | None) -> Caller:
         return Caller(phone_e164=None, caller_id=text)
 
 
+def account_key(account_id: str, key: str) -> str:
+    """The `_id` of a document that stands for a value unique within an account.
+
+    Account ids never contain `/` (`IDENTIFIER`), so the key is unambiguous, and it starts with the
+    account like every key here.
+    """
+    return f"{account_id}/{key}"
+
+
 def match_key(caller: Caller, command_id: str) -> str:
     """The value unique per account that decides "same lead".
 
@@ -69,16 +83,18 @@ def match_key(caller: Caller, command_id: str) -> str:
     return caller.phone_e164 if caller.phone_e164 else f"command:{command_id}"
 
 
-class Record(BaseModel):
+class Document(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
 
     id: str = Field(alias="_id")
     account_id: str
-    created_at: datetime
-    event_published: bool = False
 
     def document(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True)
+
+
+class Record(Document):
+    created_at: datetime
 
 
 class Lead(Record):
@@ -105,14 +121,28 @@ class Case(Record):
     notes: str | None
 
 
+class OutboxEntry(Document):
+    """The events a create_lead command may still owe, recorded before it writes its lead or case.
+
+    It names the records, not the events: whoever sends them reads the stored records, so an event
+    always says what is stored, and a lead that another command wrote is not announced by this one.
+    After `deadline` the command writes nothing more, so its records are final by then.
+    """
+
+    command_id: str
+    lead_id: str
+    case_id: str
+    deadline: datetime
+
+
 def _text(value: str | None) -> str | None:
     stripped = value.strip() if value is not None else None
     return stripped or None
 
 
-def new_lead(command: Command[CreateLead], caller: Caller, name: str, created_at: datetime) -> Lead:
+def new_lead(command: Command[CreateLead], lead_id: str, caller: Caller, name: str, created_at: datetime) -> Lead:
     return Lead(
-        id=new_id(),
+        id=lead_id,
         account_id=command.account_id,
         created_at=created_at,
         match_key=match_key(caller, command.command_id),
@@ -127,10 +157,12 @@ def new_lead(command: Command[CreateLead], caller: Caller, name: str, created_at
     )
 
 
-def new_case(command: Command[CreateLead], lead_id: str, name: str, intent: str, created_at: datetime) -> Case:
+def new_case(
+    command: Command[CreateLead], case_id: str, lead_id: str, name: str, intent: str, created_at: datetime
+) -> Case:
     args = command.args
     return Case(
-        id=new_id(),
+        id=case_id,
         account_id=command.account_id,
         created_at=created_at,
         lead_id=lead_id,
@@ -142,4 +174,15 @@ def new_case(command: Command[CreateLead], lead_id: str, name: str, intent: str,
         classification=args.classification,
         summary=_text(args.summary),
         notes=_text(args.notes),
+    )
+
+
+def new_outbox_entry(command: Command[CreateLead], lead_id: str, case_id: str) -> OutboxEntry:
+    return OutboxEntry(
+        id=account_key(command.account_id, command.command_id),
+        account_id=command.account_id,
+        command_id=command.command_id,
+        lead_id=lead_id,
+        case_id=case_id,
+        deadline=command.deadline,
     )

@@ -1,23 +1,28 @@
 """`lead.created` and `case.created`: published once per lead and per case, recovered after a crash.
 
-The lead or case document is itself the outbox entry: it is inserted with `event_published=False`.
-Whoever inserted it publishes its event right away and then marks it published; a redelivered
-command lost both inserts and publishes nothing. If the process dies (or Kafka does not take the
-event in time) between the insert and the mark, the record stays unpublished and the relay sends
-its event once it is older than the grace period. Delivery is therefore at least once: a
-duplicate is possible only when a publish succeeded and its mark did not; the event ids (`lead_id`,
-`case_id`) let readers drop it. Events are keyed by `lead_id`, so one lead's events stay in order.
+A create_lead command records an outbox entry (keyed by its account and command id, naming its lead
+and case ids) before it writes the lead or the case, publishes the events of the records it inserted
+and then removes the entry. A redelivered command inserts nothing and publishes nothing. If the
+process dies, or Kafka does not take an event in time, the entry stays: the relay, a background task
+in every replica, lists the outbox once the command's deadline is more than the grace period past
+(the command writes nothing after its deadline, so its records are final by then), reads the lead
+and case by `_id` and sends the events of those that exist: the lead's only when this command wrote
+it. An entry whose command died before its inserts names no record of its own and is dropped. The
+outbox holds only the events not sent yet, so a pass costs what is waiting, not all leads ever made.
+
+Delivery is at least once: a duplicate is possible when events went out and their entry was not
+removed; the event ids (`lead_id`, `case_id`) let readers drop it. Events are keyed by `lead_id`,
+so one lead's events stay in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
 from datetime import datetime, timedelta
 
-from leads_svc.model import Case, Lead
-from leads_svc.repository import Cases, Leads, RelayClaims
+from leads_svc.model import Case, Lead, OutboxEntry
+from leads_svc.repository import Cases, Leads, Outbox, RelayClaims
 from switchboard.contracts import Contract, Topic, utcnow
 from switchboard.contracts.leads import CaseCreatedEvent, LeadCreatedEvent
 from switchboard.messaging.events import EventPublisher
@@ -47,46 +52,71 @@ def case_created_event(case: Case) -> CaseCreatedEvent:
 
 
 class LeadEvents:
-    """Publishes a record's event and marks the record; a failure is logged and left to the relay.
+    """The outbox of create_lead commands: recorded before the writes, cleared once the events are out.
 
-    A failure here never fails the command: the lead and case are stored, and the caller's answer
-    must say so.
+    A failure to publish never fails the command: the lead and case are stored, and the caller's
+    answer must say so. It is logged and left to the relay.
     """
 
-    def __init__(self, publisher: EventPublisher, leads: Leads, cases: Cases, *, timeout: float) -> None:
+    def __init__(
+        self, publisher: EventPublisher, outbox: Outbox, leads: Leads, cases: Cases, *, timeout: float
+    ) -> None:
         self._publisher = publisher
+        self._outbox = outbox
         self._leads = leads
         self._cases = cases
         self._timeout = timeout
 
-    async def lead_created(self, lead: Lead) -> bool:
-        event = lead_created_event(lead)
-        if not await self._publish(event, key=lead.id):
-            return False
-        return await self._mark(self._leads.mark_published(lead.account_id, lead.id), event)
+    async def expect(self, entry: OutboxEntry) -> bool:
+        """Record the entry before its command writes a lead or case; True when this call recorded it."""
+        return await self._outbox.add(entry)
 
-    async def case_created(self, case: Case) -> bool:
-        event = case_created_event(case)
-        if not await self._publish(event, key=case.lead_id):
-            return False
-        return await self._mark(self._cases.mark_published(case.account_id, case.id), event)
+    async def announce(self, entry: OutboxEntry, *, recorded: bool, lead: Lead | None, case: Case | None) -> int:
+        """Publish the events of the lead and case this command inserted (None: it did not insert it).
 
-    async def _publish(self, event: Contract, *, key: str) -> bool:
+        The entry is removed only when this run recorded it: one that was there already is an
+        earlier run's, which stopped before it was done, and stays for the relay.
+        """
+        owed: list[Contract] = [lead_created_event(lead)] if lead is not None else []
+        if case is not None:
+            owed.append(case_created_event(case))
+        sent = await self._publish(owed, entry.lead_id)
+        if recorded and sent == len(owed):
+            await self._remove(entry)
+        return sent
+
+    async def resend(self, entry: OutboxEntry) -> int:
+        """Publish what the entry's command stored, from the stored lead and case; then remove the entry."""
+        lead = await self._leads.get(entry.account_id, entry.lead_id)
+        case = await self._cases.get(entry.account_id, entry.case_id)
+        # A lead that another command wrote (this one claimed the key and died) is that command's to announce.
+        owed: list[Contract] = (
+            [lead_created_event(lead)] if lead is not None and lead.command_id == entry.command_id else []
+        )
+        if case is not None:
+            owed.append(case_created_event(case))
+        sent = await self._publish(owed, entry.lead_id)
+        if sent == len(owed):
+            await self._remove(entry)
+        return sent
+
+    async def _publish(self, events: list[Contract], lead_id: str) -> int:
+        """Publish in order, stopping at the first failure (a case's event never before its lead's)."""
+        for sent, event in enumerate(events):
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await self._publisher.publish(Topic.lead_events, event, key=lead_id)
+            except Exception as e:
+                log.warning("could not publish %s for lead %s (left to the relay): %r", _name(event), lead_id, e)
+                return sent
+        return len(events)
+
+    async def _remove(self, entry: OutboxEntry) -> None:
         try:
-            async with asyncio.timeout(self._timeout):
-                await self._publisher.publish(Topic.lead_events, event, key=key)
-            return True
+            await self._outbox.remove(entry)
         except Exception as e:
-            log.warning("could not publish %s for lead %s (left to the relay): %r", _name(event), key, e)
-            return False
-
-    async def _mark(self, marking: Awaitable[None], event: Contract) -> bool:
-        try:
-            await marking
-            return True
-        except Exception as e:
-            log.warning("published %s but could not mark it (may be sent again): %r", _name(event), e)
-            return False
+            log.warning("published the events of %s but could not remove its entry (may be sent again): %r",
+                        entry.id, e)
 
 
 def _name(event: Contract) -> str:
@@ -94,17 +124,16 @@ def _name(event: Contract) -> str:
 
 
 class EventRelay(Periodic):
-    """Sends the events that their inserter did not get out: after a crash or a Kafka outage.
+    """Sends the events that their command did not get out: after a crash or a Kafka outage.
 
-    Several replicas may run a relay; a claim (an insert into a unique index, keyed by the event and
-    a time window of `grace`) lets one of them send each event per window.
+    Several replicas may run a relay; a claim (an insert into a unique index, keyed by the entry and
+    a time window of `grace`) lets one of them send each entry per window.
     """
 
     def __init__(
         self,
         events: LeadEvents,
-        leads: Leads,
-        cases: Cases,
+        outbox: Outbox,
         claims: RelayClaims,
         *,
         interval: float,
@@ -113,25 +142,19 @@ class EventRelay(Periodic):
     ) -> None:
         super().__init__(interval=interval, name="leads-event-relay")
         self._events = events
-        self._leads = leads
-        self._cases = cases
+        self._outbox = outbox
         self._claims = claims
         self._grace = grace
         self._batch = batch
 
     async def run_once(self, now: datetime | None = None) -> int:
-        """Send what is due; returns how many events went out."""
+        """Send what is due, oldest command first; returns how many events went out."""
         now = now or utcnow()
-        created_before = now - timedelta(seconds=self._grace)
         window = int(now.timestamp() // self._grace)
         sent = 0
-        # Leads first: a lead's event goes out before those of its cases.
-        for lead in await self._leads.unpublished(created_before=created_before, limit=self._batch):
-            if await self._claims.claim(f"lead.created:{lead.id}:{window}", lead.account_id, now):
-                sent += await self._events.lead_created(lead)
-        for case in await self._cases.unpublished(created_before=created_before, limit=self._batch):
-            if await self._claims.claim(f"case.created:{case.id}:{window}", case.account_id, now):
-                sent += await self._events.case_created(case)
+        for entry in await self._outbox.due(deadline_before=now - timedelta(seconds=self._grace), limit=self._batch):
+            if await self._claims.claim(f"{entry.id}:{window}", entry.account_id, now):
+                sent += await self._events.resend(entry)
         if sent:
             log.info("relay sent %d unpublished lead events", sent)
         return sent

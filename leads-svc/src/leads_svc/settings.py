@@ -22,5 +22,5 @@ class LeadsSettings(ServiceSettings):
     relay_grace: float = Field(
         default=30.0,
         gt=0,
-        description="Age in seconds after which a lead or case whose event is still unpublished is the relay's.",
+        description="Seconds after a command's deadline when the events it did not get out are the relay's.",
     )

@@ -14,9 +14,9 @@ from pydantic import ConfigDict
 
 from leads_svc.bootstrap import create_service
 from leads_svc.handlers import create_lead
-from leads_svc.model import identify_caller, new_case, new_lead, now_ms
+from leads_svc.model import new_id
 from leads_svc.outbox import EventRelay, LeadEvents
-from leads_svc.repository import CASES, LEADS, MongoCases, MongoLeads, MongoRelayClaims
+from leads_svc.repository import CASES, LEADS, OUTBOX, MongoCases, MongoLeads, MongoOutbox, MongoRelayClaims
 from leads_svc.settings import LeadsSettings
 from switchboard.contracts import CallContext, Command, CommandType, Contract, ErrorCode, Topic, utcnow
 from switchboard.contracts.leads import CreateLead, LeadCreated
@@ -142,8 +142,9 @@ async def test_twenty_concurrent_calls_from_one_number_make_one_lead_and_twenty_
 async def test_twenty_concurrent_handler_runs_on_the_store_make_one_lead(leads_service, db) -> None:
     """The same race without the consumer in between: every handler hits the store at once."""
     runtime = leads_service.runtime
-    leads, cases = MongoLeads(db), MongoCases(db)
-    handle = partial(create_lead, leads=leads, cases=cases, events=LeadEvents(runtime.events, leads, cases, timeout=5))
+    leads, cases, outbox = MongoLeads(db), MongoCases(db), MongoOutbox(db)
+    events = LeadEvents(runtime.events, outbox, leads, cases, timeout=5)
+    handle = partial(create_lead, leads=leads, cases=cases, events=events)
     commands = [
         Command[CreateLead].build(CommandType.create_lead, context(), args(), timeout=timedelta(seconds=20), reply_to="r")
         for _ in range(20)
@@ -158,6 +159,9 @@ async def test_twenty_concurrent_handler_runs_on_the_store_make_one_lead(leads_s
     again = await asyncio.gather(*(handle(c) for c in commands))
     assert again == results
     assert await db[CASES].count_documents({"account_id": "acc-1"}) == 20
+    assert await db[OUTBOX].count_documents({}) == 0
+    relay = EventRelay(events, outbox, MongoRelayClaims(db), interval=3600, grace=30)
+    assert await relay.run_once(now=utcnow() + timedelta(hours=1)) == 0, "every event went out with its command"
 
 
 async def test_a_redelivered_command_adds_no_case_and_gets_the_same_reply(settings, requester, db) -> None:
@@ -229,28 +233,63 @@ async def test_bad_arguments_are_clear_errors_and_nothing_is_stored(settings, re
         await requester.request(CommandType.create_lead, ctx, args(name=" "), timeout=20)
 
 
+class Unreachable:
+    """Kafka as a handler sees it when the process dies before its publish: nothing goes out."""
+
+    async def publish(self, topic, event, *, key) -> None:
+        raise ConnectionError("broker unreachable")
+
+
 async def test_events_left_by_a_crash_are_sent_once_by_the_relay(settings, leads_service, db) -> None:
-    """A handler that died after its inserts and before publishing: the relay takes over."""
+    """A handler whose events did not go out after its inserts: the relay of one replica takes over."""
     runtime = leads_service.runtime
-    leads, cases = MongoLeads(db), MongoCases(db)
+    leads, cases, outbox = MongoLeads(db), MongoCases(db), MongoOutbox(db)
     command = Command[CreateLead].build(
         CommandType.create_lead, context(), args(), timeout=timedelta(seconds=20), reply_to="r"
     )
-    created_at = now_ms()
-    lead, _ = await leads.add(new_lead(command, identify_caller(NUMBER, "US"), "Ann Smith", created_at))
-    case, _ = await cases.add(new_case(command, lead.id, "Ann Smith", "Quote.", created_at))
+    dead = LeadEvents(Unreachable(), outbox, leads, cases, timeout=5)
+    result = await create_lead(command, leads=leads, cases=cases, events=dead)
     assert await published_events(settings) == []
+    assert [doc["_id"] async for doc in db[OUTBOX].find()] == [f"acc-1/{command.command_id}"]
 
-    events = LeadEvents(runtime.events, leads, cases, timeout=5)
-    relays = [EventRelay(events, leads, cases, MongoRelayClaims(db), interval=3600, grace=30) for _ in range(2)]
-    later = utcnow() + timedelta(seconds=31)
+    events = LeadEvents(runtime.events, outbox, leads, cases, timeout=5)
+    relays = [EventRelay(events, outbox, MongoRelayClaims(db), interval=3600, grace=30) for _ in range(2)]
+    assert await relays[0].run_once(now=command.deadline) == 0, "the command's own until its deadline and grace"
+    later = command.deadline + timedelta(seconds=31)
     assert [await relay.run_once(now=later) for relay in relays] == [2, 0]
     assert await relays[0].run_once(now=later + timedelta(seconds=60)) == 0
 
     published = await published_events(settings)
-    assert [(key, e["event"]) for key, e in published] == [(lead.id, "lead.created"), (lead.id, "case.created")]
-    assert published[1][1]["case_id"] == case.id and published[0][1]["created_at"] == published[1][1]["created_at"]
-    assert (await db[CASES].find_one({"account_id": "acc-1", "_id": case.id}))["event_published"] is True
+    key = result.lead_id
+    assert [(k, e["event"]) for k, e in published] == [(key, "lead.created"), (key, "case.created")]
+    assert published[1][1]["case_id"] == result.case_id
+    assert published[0][1]["created_at"] == published[1][1]["created_at"]
+    assert await db[OUTBOX].count_documents({}) == 0
+
+
+async def test_concurrent_calls_after_a_first_call_died_between_its_inserts_make_one_lead(
+    settings, leads_service, db
+) -> None:
+    """The dead call claimed the caller's key only; of the next twenty, one writes the lead under it."""
+    leads, cases, outbox = MongoLeads(db), MongoCases(db), MongoOutbox(db)
+    orphan_id = await leads.claim("acc-1", NUMBER, new_id())
+    handle = partial(
+        create_lead, leads=leads, cases=cases, events=LeadEvents(leads_service.runtime.events, outbox, leads, cases, timeout=5)
+    )
+    commands = [
+        Command[CreateLead].build(CommandType.create_lead, context(), args(), timeout=timedelta(seconds=20), reply_to="r")
+        for _ in range(20)
+    ]
+    results = await asyncio.gather(*(handle(c) for c in commands))
+
+    assert {r.lead_id for r in results} == {orphan_id}
+    assert [r.lead_existed for r in results].count(False) == 1
+    assert await db[LEADS].count_documents({"account_id": "acc-1"}) == 1
+    assert await db[CASES].count_documents({"account_id": "acc-1"}) == 20
+    events = await published_events(settings)
+    assert [e["lead_id"] for e in of_kind(events, "lead.created")] == [orphan_id]
+    assert len(of_kind(events, "case.created")) == 20
+    assert await db[OUTBOX].count_documents({}) == 0
 
 
 async def test_the_admin_api_is_served_with_health_and_refuses_without_the_token(requester, http) -> None:
