@@ -63,6 +63,38 @@ async def test_request_returns_the_typed_result(bus: InMemoryBus) -> None:
     assert result == Availability(user_id="u1", name="Ann", available=True, dnd=False)
 
 
+async def test_a_driver_that_sends_gets_the_reply_while_it_is_stored_and_the_call_returns_after_both(
+    users: Users,
+) -> None:
+    class SlowStore(InMemoryProcessedCommands):
+        def __init__(self) -> None:
+            super().__init__()
+            self.release = asyncio.Event()
+
+        async def complete(self, command, reply) -> None:  # type: ignore[no-untyped-def]
+            await self.release.wait()
+            await super().complete(command, reply)
+
+    store = SlowStore()
+    processor = CommandProcessor("persona", {CommandType.check_user_availability: users.check}, store)
+    sent = []
+
+    async def send(processed) -> None:  # type: ignore[no-untyped-def]
+        sent.append(processed.reply)
+
+    value = command("u1").model_dump_json().encode()
+    processing = asyncio.create_task(processor.process(value, send=send))
+    while not sent:
+        await asyncio.sleep(0)
+    assert not processing.done(), "process returns only once the reply is stored"
+    store.release.set()
+    processed = await processing
+    assert processed.sent and processed.outcome is Outcome.handled and sent == [processed.reply]
+    again = await processor.process(value, send=send)
+    assert (again.outcome, again.sent, again.reply) == (Outcome.duplicate, False, processed.reply)
+    assert users.calls == 1
+
+
 async def test_domain_error_becomes_a_failed_request_with_code_and_sentence(bus: InMemoryBus) -> None:
     with pytest.raises(RequestFailed) as failed:
         await bus.request(CommandType.check_user_availability, CONTEXT, CheckUserAvailability(user_id="ghost"), timeout=1)

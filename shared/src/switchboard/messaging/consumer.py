@@ -179,7 +179,7 @@ class CommandConsumer:
             span.set_attribute("messaging.system", "kafka")
             span.set_attribute("messaging.destination.name", self._topic)
             span.set_attribute("messaging.kafka.offset", record.offset)
-            processed = await self._processor.process(record.value)
+            processed = await self._processor.process(record.value, send=self._send_reply)
             command = processed.command
             if command is not None:
                 span.set_attribute("switchboard.command.type", command.type.value)
@@ -187,7 +187,7 @@ class CommandConsumer:
                 span.set_attribute("switchboard.account_id", command.account_id)
                 span.set_attribute("switchboard.call_id", command.call_id)
             span.set_attribute("switchboard.outcome", processed.outcome.value)
-            if processed.reply is not None and processed.reply_to:
+            if processed.reply is not None and processed.reply_to and not processed.sent:
                 await self._send_reply(processed)
             if processed.dead_letter_reason is not None:
                 span.set_status(trace.StatusCode.ERROR, processed.dead_letter_reason[:200])

@@ -4,6 +4,11 @@ Order of checks, each one before any side effect:
 decode and validate -> drop if past the deadline -> claim the command id (or return the stored
 reply) -> run the handler -> store the reply. Kafka (consumer.py) and the in-memory bus
 (memory.py) both drive this same class.
+
+A driver that passes `send` gets a new reply sent while it is being stored, instead of after:
+the stored reply only serves a redelivery or a replay of the command id, which finds the claim and
+waits for the stored reply either way, so the caller need not wait for the write. `process`
+returns once both are done, so the driver commits the offset after the reply is stored.
 """
 
 from __future__ import annotations
@@ -46,10 +51,15 @@ class Processed:
     command: Command[Any] | None = None
     reply: Reply | None = None
     dead_letter_reason: str | None = None
+    sent: bool = False
+    """The reply was already handed to the driver's `send`."""
 
     @property
     def reply_to(self) -> str | None:
         return self.command.reply_to if self.command else None
+
+
+ReplySender = Callable[["Processed"], Awaitable[None]]
 
 
 class CommandProcessor:
@@ -99,7 +109,7 @@ class CommandProcessor:
         reply = Reply.failure(envelope, ErrorCode.invalid_argument, f"Invalid arguments: {problems}.")
         return Processed(Outcome.failed, command=envelope, reply=reply)
 
-    async def process(self, value: bytes) -> Processed:
+    async def process(self, value: bytes, *, send: ReplySender | None = None) -> Processed:
         decoded = self.decode(value)
         if isinstance(decoded, Processed):
             return decoded
@@ -108,12 +118,12 @@ class CommandProcessor:
             if command.expired():
                 return Processed(Outcome.expired, command=command)
             try:
-                return await self._process(command)
+                return await self._process(command, send)
             except StoreUnavailable as e:
                 log.warning("store unavailable for %s %s: %s; retrying", command.type, command.command_id, e)
                 await asyncio.sleep(self._retry_interval)
 
-    async def _process(self, command: Command[Any]) -> Processed:
+    async def _process(self, command: Command[Any], send: ReplySender | None) -> Processed:
         stored = await self._processed.claim(command)
         if stored is not None and stored.account_id not in (None, command.account_id):
             log.warning("command id %s reused by another account; refused", command.command_id)
@@ -152,8 +162,12 @@ class CommandProcessor:
                 log.exception("handler for %s failed on command %s", command.type, command.command_id)
                 reply = Reply.failure(command, ErrorCode.internal, "The service failed to process this request.")
                 dead_letter_reason = f"handler raised {type(e).__name__}: {e}"
-        await self._complete(command, reply)
-        return Processed(outcome, command=command, reply=reply, dead_letter_reason=dead_letter_reason)
+        if send is None or not command.reply_to:
+            await self._complete(command, reply)
+            return Processed(outcome, command=command, reply=reply, dead_letter_reason=dead_letter_reason)
+        processed = Processed(outcome, command=command, reply=reply, dead_letter_reason=dead_letter_reason, sent=True)
+        await asyncio.gather(self._complete(command, reply), send(processed))
+        return processed
 
     async def _complete(self, command: Command[Any], reply: Reply) -> None:
         try:
