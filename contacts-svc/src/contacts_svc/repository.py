@@ -1,10 +1,13 @@
 """MongoDB repositories of contacts-svc (database `contacts`). Every key starts with the account id.
 
-FerretDB (SQLite) serves a filter from an index only when it is `_id` alone; any other filter reads
-every document of the collection, of every account. So everything a caller lookup reads is found by
-`_id`: a contact is keyed `<account_id>/<contact_id>`, a connected source `<account_id>/<source>`,
-the account's settings `<account_id>`, and a number through the slots of `contact_numbers`
-(`ContactRepository`). Ids and E.164 numbers never contain `/` (`IDENTIFIER`), so keys are unambiguous.
+Everything a caller lookup reads is found by `_id` alone: a contact is keyed
+`<account_id>/<contact_id>`, a connected source `<account_id>/<source>`, the account's settings
+`<account_id>`, and a number through the slots of `contact_numbers` (`ContactRepository`). Ids and
+E.164 numbers never contain `/` (`IDENTIFIER`), so keys are unambiguous. MongoDB answers such a read
+from its `_id` index. FerretDB 1.24 (SQLite) hands only a filter on `_id` alone to SQLite, which
+then still reads the collection row by row (its `_id` index is on another expression than the one
+it queries with, so SQLite does not use it), at a few microseconds a document; any other filter it
+decodes and matches document by document in Go, at about a hundred.
 
 Races are decided by inserts into unique indexes (a contact's `_id`, a number slot's `_id`); `$set`
 updates are only used for admin edits and for filling in tokens, which nobody needs to win.
@@ -58,7 +61,7 @@ def _contact_document(contact: Contact) -> dict[str, Any]:
     return {"_id": contact_key(contact.account_id, contact.contact_id), **contact.model_dump(mode="python")}
 
 
-def _slot_document(account_id: str, e164: str, n: int, contact_id: str) -> dict[str, Any]:
+def slot_document(account_id: str, e164: str, n: int, contact_id: str) -> dict[str, Any]:
     return {"_id": slot_key(account_id, e164, n), "account_id": account_id, "e164": e164, "contact_id": contact_id}
 
 
@@ -93,7 +96,8 @@ class ContactRepository:
     `_id` and keeps it only if it still exists and still holds the number. The same contact named
     twice (two concurrent writes of it) is one match. So a chain is as long as the number of distinct
     contacts that ever held the number in the account, and a lookup reads that many slots and
-    contacts, however many contacts the account or the store holds.
+    contacts (plus the missing slot that ends the chain), however many contacts the account or the
+    store holds; each read is an index read on MongoDB and a row-by-row read in SQLite on FerretDB.
 
     A contact is written only after its slots, so a crash in between leaves a slot naming a contact
     that does not hold the number (skipped by lookups), never a contact its number does not find.
@@ -189,7 +193,7 @@ class ContactRepository:
                 return
             n += len(chain)
             try:
-                await self._slots.insert_one(_slot_document(account_id, e164, n, contact_id))
+                await self._slots.insert_one(slot_document(account_id, e164, n, contact_id))
                 return
             except DuplicateKeyError:
                 continue
