@@ -276,6 +276,21 @@ async def test_resolve_transfer_errors(env) -> None:
     assert code == ErrorCode.not_found and "no longer exists" in message
 
 
+async def test_a_custom_tool_is_found_by_its_current_name_in_its_own_persona(env) -> None:
+    bus, repos, _ = env
+    renamed = TransferToQueueDefinition(name="queue_sales", description="Sales team.", queue_id="sales")
+    await repos.tools.put(tool("front-desk", "t3", renamed))
+    code, _ = await fails(bus, CommandType.resolve_transfer, ResolveTransfer(tool_name="sales_queue"))
+    assert code == ErrorCode.not_found
+    assert (await ask(bus, CommandType.resolve_transfer, ResolveTransfer(tool_name="queue_sales"))).target_id == "sales"
+    elsewhere = CONTEXT.model_copy(update={"persona_id": "no-hours"})
+    code, _ = await fails(bus, CommandType.resolve_transfer, ResolveTransfer(tool_name="queue_sales"), elsewhere)
+    assert code == ErrorCode.not_found
+    await repos.tools.delete(account_id="acme", persona_id="front-desk", tool_id="t3")
+    code, _ = await fails(bus, CommandType.resolve_transfer, ResolveTransfer(tool_name="queue_sales"))
+    assert code == ErrorCode.not_found
+
+
 async def test_run_api_request_fills_the_templates_and_uses_the_accounts_allowlist(env) -> None:
     bus, _, egress = env
     result = await ask(
