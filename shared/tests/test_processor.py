@@ -8,6 +8,7 @@ import pytest
 from pymongo.errors import OperationFailure
 
 from switchboard.contracts import CallContext, Command, CommandType, ErrorCode, Topic
+from switchboard.contracts.leads import CreateLead, LeadCreated
 from switchboard.contracts.persona import Availability, CheckUserAvailability
 from switchboard.messaging import CommandProcessor, NotFound, Outcome, RequestFailed, RequestTimeout
 from switchboard.messaging.idempotency import InMemoryProcessedCommands
@@ -16,55 +17,60 @@ from switchboard.messaging.memory import InMemoryBus
 CONTEXT = CallContext(account_id="acc-1", persona_id="per-1", call_id="call-1")
 
 
-class Users:
+LEAD = LeadCreated(lead_id="lead-1", case_id="case-1", lead_existed=False, deduplicable=True)
+
+
+class Leads:
+    """A handler with a side effect (create_lead): the processed-command record guards it."""
+
     def __init__(self) -> None:
         self.calls = 0
 
-    async def check(self, command: Command[CheckUserAvailability]) -> Availability:
+    async def create(self, command: Command[CreateLead]) -> LeadCreated:
         self.calls += 1
-        if command.args.user_id == "ghost":
-            raise NotFound("There is no user 'ghost' in this account.")
-        if command.args.user_id == "boom":
+        if command.args.name == "ghost":
+            raise NotFound("There is no persona 'ghost' in this account.")
+        if command.args.name == "boom":
             raise RuntimeError("bug")
-        if command.args.user_id == "locked":
+        if command.args.name == "locked":
             raise OperationFailure("database is locked (5) (SQLITE_BUSY)", code=1)
-        return Availability(user_id=command.args.user_id, name="Ann", available=True, dnd=False)
+        return LEAD
 
 
 @pytest.fixture
-def users() -> Users:
-    return Users()
+def leads() -> Leads:
+    return Leads()
 
 
 @pytest.fixture
-def processor(users: Users) -> CommandProcessor:
-    return CommandProcessor("persona", {CommandType.check_user_availability: users.check}, InMemoryProcessedCommands())
+def processor(leads: Leads) -> CommandProcessor:
+    return CommandProcessor("leads", {CommandType.create_lead: leads.create}, InMemoryProcessedCommands())
 
 
 @pytest.fixture
 def bus(processor: CommandProcessor) -> InMemoryBus:
     bus = InMemoryBus()
-    bus.register(Topic.persona_commands, processor)
+    bus.register(Topic.leads_commands, processor)
     return bus
 
 
-def command(user_id: str, timeout: float = 2.0) -> Command[CheckUserAvailability]:
-    return Command[CheckUserAvailability].build(
-        CommandType.check_user_availability,
+def command(name: str, timeout: float = 2.0) -> Command[CreateLead]:
+    return Command[CreateLead].build(
+        CommandType.create_lead,
         CONTEXT,
-        CheckUserAvailability(user_id=user_id),
+        CreateLead(name=name, intent="a quote"),
         timeout=timedelta(seconds=timeout),
         reply_to="replies",
     )
 
 
 async def test_request_returns_the_typed_result(bus: InMemoryBus) -> None:
-    result = await bus.request(CommandType.check_user_availability, CONTEXT, CheckUserAvailability(user_id="u1"), timeout=1)
-    assert result == Availability(user_id="u1", name="Ann", available=True, dnd=False)
+    result = await bus.request(CommandType.create_lead, CONTEXT, CreateLead(name="Ann", intent="a quote"), timeout=1)
+    assert result == LEAD
 
 
 async def test_a_driver_that_sends_gets_the_reply_while_it_is_stored_and_the_call_returns_after_both(
-    users: Users,
+    leads: Leads,
 ) -> None:
     class SlowStore(InMemoryProcessedCommands):
         def __init__(self) -> None:
@@ -76,7 +82,7 @@ async def test_a_driver_that_sends_gets_the_reply_while_it_is_stored_and_the_cal
             await super().complete(command, reply)
 
     store = SlowStore()
-    processor = CommandProcessor("persona", {CommandType.check_user_availability: users.check}, store)
+    processor = CommandProcessor("leads", {CommandType.create_lead: leads.create}, store)
     sent = []
 
     async def send(processed) -> None:  # type: ignore[no-untyped-def]
@@ -92,37 +98,37 @@ async def test_a_driver_that_sends_gets_the_reply_while_it_is_stored_and_the_cal
     assert processed.sent and processed.outcome is Outcome.handled and sent == [processed.reply]
     again = await processor.process(value, send=send)
     assert (again.outcome, again.sent, again.reply) == (Outcome.duplicate, False, processed.reply)
-    assert users.calls == 1
+    assert leads.calls == 1
 
 
 async def test_domain_error_becomes_a_failed_request_with_code_and_sentence(bus: InMemoryBus) -> None:
     with pytest.raises(RequestFailed) as failed:
-        await bus.request(CommandType.check_user_availability, CONTEXT, CheckUserAvailability(user_id="ghost"), timeout=1)
+        await bus.request(CommandType.create_lead, CONTEXT, CreateLead(name="ghost", intent="a quote"), timeout=1)
     assert failed.value.error.code is ErrorCode.not_found
     assert "ghost" in failed.value.error.message
 
 
 async def test_redelivery_returns_the_stored_reply_without_running_the_handler_again(
-    processor: CommandProcessor, users: Users
+    processor: CommandProcessor, leads: Leads
 ) -> None:
     value = command("u1").model_dump_json().encode()
     first = await processor.process(value)
     second = await processor.process(value)
     assert (first.outcome, second.outcome) == (Outcome.handled, Outcome.duplicate)
     assert first.reply == second.reply
-    assert users.calls == 1
+    assert leads.calls == 1
 
 
-async def test_expired_command_is_dropped_before_any_side_effect(processor: CommandProcessor, users: Users) -> None:
+async def test_expired_command_is_dropped_before_any_side_effect(processor: CommandProcessor, leads: Leads) -> None:
     processed = await processor.process(command("u1", timeout=-1).model_dump_json().encode())
     assert processed.outcome is Outcome.expired and processed.reply is None
-    assert users.calls == 0
+    assert leads.calls == 0
 
 
-async def test_expired_command_times_out_on_the_bus(bus: InMemoryBus, users: Users) -> None:
+async def test_expired_command_times_out_on_the_bus(bus: InMemoryBus, leads: Leads) -> None:
     with pytest.raises(RequestTimeout):
         await bus.send(command("u1", timeout=-1))
-    assert users.calls == 0
+    assert leads.calls == 0
 
 
 @pytest.mark.parametrize(
@@ -132,27 +138,27 @@ async def test_expired_command_times_out_on_the_bus(bus: InMemoryBus, users: Use
         b"{}",
         b'{"type": "persona.nope"}',
         b'{"type": "leads.create_lead"}',
-        b'{"type": "persona.check_user_availability"}',
+        b'{"type": "persona.check_user_availability"}',  # not this service's
     ],
 )
-async def test_poison_is_dead_lettered_without_a_reply(processor: CommandProcessor, users: Users, value: bytes) -> None:
+async def test_poison_is_dead_lettered_without_a_reply(processor: CommandProcessor, leads: Leads, value: bytes) -> None:
     processed = await processor.process(value)
     assert processed.outcome is Outcome.poison
     assert processed.reply is None and processed.dead_letter_reason
-    assert users.calls == 0
+    assert leads.calls == 0
 
 
 async def test_invalid_args_in_a_valid_envelope_get_an_invalid_argument_reply(
-    processor: CommandProcessor, users: Users
+    processor: CommandProcessor, leads: Leads
 ) -> None:
     raw = command("u1").model_dump(mode="json")
-    raw["args"] = {"user_id": "has space"}
+    raw["args"] = {"name": "", "intent": "a quote"}
     processed = await processor.process(json.dumps(raw).encode())
     assert processed.outcome is Outcome.failed
     assert processed.reply is not None and processed.reply.error is not None
     assert processed.reply.error.code is ErrorCode.invalid_argument
-    assert "user_id" in processed.reply.error.message
-    assert users.calls == 0
+    assert "name" in processed.reply.error.message
+    assert leads.calls == 0
 
 
 async def test_handler_bug_replies_internal_error_and_dead_letters(processor: CommandProcessor) -> None:
@@ -170,11 +176,11 @@ class SlowClaims(InMemoryProcessedCommands):
         return stored
 
 
-async def test_a_claim_that_outlasts_the_deadline_runs_no_handler(users: Users) -> None:
-    processor = CommandProcessor("persona", {CommandType.check_user_availability: users.check}, SlowClaims())
+async def test_a_claim_that_outlasts_the_deadline_runs_no_handler(leads: Leads) -> None:
+    processor = CommandProcessor("leads", {CommandType.create_lead: leads.create}, SlowClaims())
     processed = await processor.process(command("u1", timeout=0.1).model_dump_json().encode())
     assert processed.outcome is Outcome.expired
-    assert users.calls == 0
+    assert leads.calls == 0
     assert processed.reply is not None and processed.reply.error is not None
     assert processed.reply.error.code is ErrorCode.unavailable
 
@@ -188,7 +194,7 @@ async def test_a_store_internal_error_replies_unavailable_without_dead_letter(pr
 
 
 async def test_a_command_id_reused_by_another_account_is_refused_without_running_the_handler(
-    processor: CommandProcessor, users: Users
+    processor: CommandProcessor, leads: Leads
 ) -> None:
     first = command("u1")
     await processor.process(first.model_dump_json().encode())
@@ -196,4 +202,31 @@ async def test_a_command_id_reused_by_another_account_is_refused_without_running
     processed = await processor.process(other.model_dump_json().encode())
     assert processed.reply is not None and processed.reply.error is not None
     assert processed.reply.error.code is ErrorCode.conflict
-    assert users.calls == 1
+    assert leads.calls == 1
+
+
+async def test_a_command_that_reads_only_keeps_no_record_and_is_answered_afresh_each_time() -> None:
+    class CountingClaims(InMemoryProcessedCommands):
+        claims = 0
+
+        async def claim(self, command: Command) -> object:
+            CountingClaims.claims += 1
+            return await super().claim(command)
+
+    answers = iter([True, False])
+
+    async def check(command: Command[CheckUserAvailability]) -> Availability:
+        return Availability(user_id=command.args.user_id, name="Ann", available=next(answers), dnd=False)
+
+    processor = CommandProcessor("persona", {CommandType.check_user_availability: check}, CountingClaims())
+    value = Command[CheckUserAvailability].build(
+        CommandType.check_user_availability,
+        CONTEXT,
+        CheckUserAvailability(user_id="u1"),
+        timeout=timedelta(seconds=2),
+        reply_to="replies",
+    ).model_dump_json().encode()
+    first, second = await processor.process(value), await processor.process(value)
+    assert (first.outcome, second.outcome) == (Outcome.handled, Outcome.handled)
+    assert [p.reply.result["available"] for p in (first, second) if p.reply and p.reply.result] == [True, False]
+    assert CountingClaims.claims == 0

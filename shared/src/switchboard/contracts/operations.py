@@ -15,6 +15,10 @@ class Operation:
     topic: Topic
     args: type[Contract]
     result: type[Contract]
+    reads_only: bool = False
+    """The handler answers from data and changes nothing a caller could see twice. Such a command
+    keeps no processed-command record: a redelivery or replay is simply answered again, from the
+    data as it is then, and a tool call is spared the record's two writes."""
     command: type[Command] = field(init=False)
     """`Command[args]`, made once and held here: pydantic keeps parametrized models only weakly, so
     without this reference the class is collected whenever no such command is alive and rebuilt
@@ -29,12 +33,12 @@ OPERATIONS: dict[CommandType, Operation] = {
     for op in (
         Operation(CommandType.transfer_call, Topic.call_control_commands, call_control.TransferCall, call_control.TransferResult),
         Operation(CommandType.hangup_call, Topic.call_control_commands, call_control.HangupCall, call_control.HangupResult),
-        Operation(CommandType.lookup_contact, Topic.contacts_commands, contacts.LookupContact, contacts.ContactLookup),
+        Operation(CommandType.lookup_contact, Topic.contacts_commands, contacts.LookupContact, contacts.ContactLookup, reads_only=True),
         Operation(CommandType.create_lead, Topic.leads_commands, leads.CreateLead, leads.LeadCreated),
-        Operation(CommandType.is_office_open, Topic.persona_commands, persona.IsOfficeOpen, persona.OfficeStatus),
-        Operation(CommandType.check_user_availability, Topic.persona_commands, persona.CheckUserAvailability, persona.Availability),
-        Operation(CommandType.list_tools, Topic.persona_commands, persona.ListTools, persona.PersonaTools),
-        Operation(CommandType.resolve_transfer, Topic.persona_commands, persona.ResolveTransfer, persona.TransferDestination),
+        Operation(CommandType.is_office_open, Topic.persona_commands, persona.IsOfficeOpen, persona.OfficeStatus, reads_only=True),
+        Operation(CommandType.check_user_availability, Topic.persona_commands, persona.CheckUserAvailability, persona.Availability, reads_only=True),
+        Operation(CommandType.list_tools, Topic.persona_commands, persona.ListTools, persona.PersonaTools, reads_only=True),
+        Operation(CommandType.resolve_transfer, Topic.persona_commands, persona.ResolveTransfer, persona.TransferDestination, reads_only=True),
         Operation(CommandType.run_api_request, Topic.persona_commands, persona.RunApiRequest, persona.ApiResponse),
     )
 }

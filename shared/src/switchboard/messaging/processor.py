@@ -2,7 +2,8 @@
 
 Order of checks, each one before any side effect:
 decode and validate -> drop if past the deadline -> claim the command id (or return the stored
-reply) -> run the handler -> store the reply. Kafka (consumer.py) and the in-memory bus
+reply) -> run the handler -> store the reply. A command whose operation `reads_only` skips the
+claim and the stored reply: it is answered afresh however often it arrives. Kafka (consumer.py) and the in-memory bus
 (memory.py) both drive this same class.
 
 A driver that passes `send` gets a new reply sent while it is being stored, instead of after:
@@ -14,6 +15,7 @@ returns once both are done, so the driver commits the offset after the reply is 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -124,6 +126,8 @@ class CommandProcessor:
                 await asyncio.sleep(self._retry_interval)
 
     async def _process(self, command: Command[Any], send: ReplySender | None) -> Processed:
+        if OPERATIONS[command.type].reads_only:
+            return await self._run(command)
         stored = await self._processed.claim(command)
         if stored is not None and stored.account_id not in (None, command.account_id):
             log.warning("command id %s reused by another account; refused", command.command_id)
@@ -146,6 +150,17 @@ class CommandProcessor:
             reply = Reply.failure(command, ErrorCode.unavailable, OUT_OF_TIME_MESSAGE)
             await self._complete(command, reply)
             return Processed(Outcome.expired, command=command, reply=reply)
+        processed = await self._run(command)
+        assert processed.reply is not None
+        if send is None or not command.reply_to:
+            await self._complete(command, processed.reply)
+            return processed
+        processed = dataclasses.replace(processed, sent=True)
+        await asyncio.gather(self._complete(command, processed.reply), send(processed))
+        return processed
+
+    async def _run(self, command: Command[Any]) -> Processed:
+        """The handler's answer as a reply: its result, its domain error, or a failure."""
         dead_letter_reason = None
         outcome = Outcome.failed
         try:
@@ -162,12 +177,7 @@ class CommandProcessor:
                 log.exception("handler for %s failed on command %s", command.type, command.command_id)
                 reply = Reply.failure(command, ErrorCode.internal, "The service failed to process this request.")
                 dead_letter_reason = f"handler raised {type(e).__name__}: {e}"
-        if send is None or not command.reply_to:
-            await self._complete(command, reply)
-            return Processed(outcome, command=command, reply=reply, dead_letter_reason=dead_letter_reason)
-        processed = Processed(outcome, command=command, reply=reply, dead_letter_reason=dead_letter_reason, sent=True)
-        await asyncio.gather(self._complete(command, reply), send(processed))
-        return processed
+        return Processed(outcome, command=command, reply=reply, dead_letter_reason=dead_letter_reason)
 
     async def _complete(self, command: Command[Any], reply: Reply) -> None:
         try:
