@@ -25,13 +25,12 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from bench.stats import percentile
-from bench.workload import contact_number, contacts
+from bench.workload import contact_number, insert_contacts
 from contacts_svc.repository import (
     CONTACT_NUMBERS,
     CONTACTS,
     INDEXES,
     ContactRepository,
-    slot_document,
     contact_key,
     slot_key,
 )
@@ -41,25 +40,6 @@ from switchboard.settings import SwitchboardSettings
 ACCOUNT = "bench-scale"
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 MILLION = 1_000_000
-
-
-async def load_contacts(client: AsyncMongoClient, database: str, count: int, *, first: int = 0, batch: int = 5_000) -> float:
-    """Insert contacts `first` .. `first + count - 1` and their slots; the seconds it took.
-
-    Every bench contact has a number of its own, so each number's chain is its slot 0.
-    """
-    db = client[database]
-    started = asyncio.get_running_loop().time()
-    for start in range(first, first + count, batch):
-        documents = list(contacts(ACCOUNT, start, min(batch, first + count - start)))
-        await db[CONTACTS].insert_many(documents, ordered=False)
-        slots = [
-            slot_document(ACCOUNT, phone["number"], 0, document["contact_id"])
-            for document in documents
-            for phone in document["phones"]
-        ]
-        await db[CONTACT_NUMBERS].insert_many(slots, ordered=False)
-    return asyncio.get_running_loop().time() - started
 
 
 async def query_plan(client: AsyncMongoClient, database: str, n: int) -> dict[str, Any]:
@@ -101,7 +81,7 @@ async def contacts_scaling(
     rows: list[dict[str, Any]] = []
     have = 0
     for size in sorted(sizes):
-        insert_seconds = await load_contacts(client, database, size - have, first=have)
+        insert_seconds = await insert_contacts(client, database, ACCOUNT, size - have, first=have)
         have = size
         picked = [rng.randrange(size) for _ in range(lookups)]
         numbers = [contact_number(n) for n in picked]

@@ -17,7 +17,7 @@ from pymongo import AsyncMongoClient
 
 from bench.load import ToolCall
 from contacts_svc.model import Contact, PhoneEntry, now
-from contacts_svc.repository import CONTACTS, _contact_document
+from contacts_svc.repository import CONTACT_NUMBERS, CONTACTS, _contact_document, slot_document
 
 MIX: dict[str, int] = {
     "lookup_contact": 25,
@@ -66,12 +66,20 @@ def contacts(account_id: str, first: int, count: int) -> Iterable[dict]:
 async def insert_contacts(
     client: AsyncMongoClient, database: str, account_id: str, count: int, *, first: int = 0, batch: int = 5_000
 ) -> float:
-    """Insert contacts `first` .. `first + count - 1` with insert_many in batches; the seconds it took."""
-    collection = client[database][CONTACTS]
+    """Insert contacts `first` .. `first + count - 1` and their number slots with insert_many in
+    batches; the seconds it took. Every bench contact has a number of its own, so each number's
+    chain is its slot 0."""
+    db = client[database]
     started = asyncio.get_running_loop().time()
     for start in range(first, first + count, batch):
-        size = min(batch, first + count - start)
-        await collection.insert_many(list(contacts(account_id, start, size)), ordered=False)
+        documents = list(contacts(account_id, start, min(batch, first + count - start)))
+        await db[CONTACTS].insert_many(documents, ordered=False)
+        slots = [
+            slot_document(account_id, phone["number"], 0, document["contact_id"])
+            for document in documents
+            for phone in document["phones"]
+        ]
+        await db[CONTACT_NUMBERS].insert_many(slots, ordered=False)
     return asyncio.get_running_loop().time() - started
 
 
