@@ -5,6 +5,8 @@ import asyncio
 import pytest
 from pymongo.errors import DuplicateKeyError
 
+from switchboard.mongo import put_by_id
+
 pytestmark = pytest.mark.integration
 
 TRIALS = 10
@@ -59,3 +61,15 @@ async def test_concurrent_upserts_on_a_unique_key_leave_one_document(database) -
 
     await asyncio.gather(*(upsert(w) for w in range(WRITERS)))
     assert await leads.count_documents({"phone_e164": "+14155550100"}) == 1
+
+
+async def test_concurrent_first_writes_of_one_id_by_put_by_id_all_succeed_and_leave_one_document(database) -> None:
+    """Rule 3's admin writes: a replace-or-insert by `_id` never fails for a writer that lost the insert."""
+    settings = database["settings"]
+    for trial in range(TRIALS):
+        key = f"acc-{trial}"
+        inserted = await asyncio.gather(
+            *(put_by_id(settings, key, {"account_id": key, "writer": w}) for w in range(WRITERS))
+        )
+        assert sum(inserted) >= 1
+        assert await settings.count_documents({"account_id": key}) == 1

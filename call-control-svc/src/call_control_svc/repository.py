@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
 from switchboard.contracts import utcnow
-from switchboard.mongo import DuplicateKeyError, IndexSpec
+from switchboard.mongo import DuplicateKeyError, IndexSpec, put_by_id
 
 from call_control_svc.destinations import DestinationRules
 from call_control_svc.model import ActionStatus, Call, CallAction, CallEnd, CallRecord, action_key, call_key
@@ -130,11 +130,6 @@ class RulesRepository:
         return DestinationRules.model_validate({k: v for k, v in doc.items() if k in DestinationRules.model_fields})
 
     async def put(self, account_id: str, rules: DestinationRules) -> DestinationRules:
-        by_id = {"_id": account_id}
         document = {"account_id": account_id, **rules.model_dump(), "updated_at": utcnow()}
-        try:
-            await self._rules.replace_one(by_id, document, upsert=True)
-        except DuplicateKeyError:
-            # Two first writes raced to insert; the document exists now, so replacing it is a plain update.
-            await self._rules.replace_one(by_id, document)
+        await put_by_id(self._rules, account_id, document)
         return rules

@@ -26,7 +26,7 @@ from pymongo.errors import DuplicateKeyError
 
 from contacts_svc.model import CONNECTABLE, AccessToken, Contact, PhoneEntry, SourceConnection, SourceStatus
 from switchboard.contracts.contacts import ContactSource
-from switchboard.mongo import IndexSpec
+from switchboard.mongo import IndexSpec, put_by_id
 
 CONTACTS = "contacts"
 CONTACT_NUMBERS = "contact_numbers"
@@ -237,7 +237,7 @@ class SourceRepository:
             "last_error": connection.last_error,
             "connected_at": connection.connected_at,
         }
-        await self._sources.replace_one({"_id": source_key(connection.account_id, connection.source)}, document, upsert=True)
+        await put_by_id(self._sources, source_key(connection.account_id, connection.source), document)
 
     async def get(self, account_id: str, source: ContactSource) -> SourceConnection | None:
         doc = await self._sources.find_one({"_id": source_key(account_id, source)})
@@ -297,9 +297,7 @@ class AccountSettingsRepository:
         return doc.get("region") if doc else None
 
     async def set_region(self, account_id: str, region: str | None, now: datetime) -> None:
-        await self._settings.replace_one(
-            {"_id": account_id}, {"account_id": account_id, "region": region, "updated_at": now}, upsert=True
-        )
+        await put_by_id(self._settings, account_id, {"account_id": account_id, "region": region, "updated_at": now})
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ which `MongoTools` keeps in one document per persona. Listing an account's items
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -21,7 +22,7 @@ from pydantic import BaseModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from switchboard.mongo import IndexSpec, ensure_indexes
+from switchboard.mongo import IndexSpec, ensure_indexes, put_by_id
 
 from persona_svc.model import Account, CustomTool, Persona, Queue, User
 
@@ -125,7 +126,7 @@ class MongoStore(Generic[M]):
         """Insert or replace by key; True when it was created."""
         by_id = self._by_id({k: getattr(item, k) for k in self._key})
         try:
-            result = await self._collection.replace_one(by_id, self._document(item), upsert=True)
+            return await put_by_id(self._collection, by_id["_id"], self._document(item))
         except DuplicateKeyError as e:
             raise DuplicateName(str(e)) from e
         except OperationFailure as e:
@@ -133,7 +134,6 @@ class MongoStore(Generic[M]):
             if "UNIQUE constraint failed" in str(e):
                 raise DuplicateName(str(e)) from e
             raise
-        return result.upserted_id is not None
 
     async def delete(self, **key: str) -> bool:
         result = await self._collection.delete_one(self._by_id(key))
@@ -197,7 +197,10 @@ class MongoTools(MongoStore[CustomTool]):
             if (tool_set["tools"] if tool_set else []) == tools:
                 return
             if tools:
-                await self._sets.replace_one(by_id, {**scope, "tools": tools}, upsert=True)
+                # Two first writers of one set may both insert; the loser goes round again and
+                # replaces what the winner wrote.
+                with contextlib.suppress(DuplicateKeyError):
+                    await self._sets.replace_one(by_id, {**scope, "tools": tools}, upsert=True)
             else:
                 await self._sets.delete_one(by_id)
 

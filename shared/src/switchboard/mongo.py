@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure
 
@@ -52,6 +53,21 @@ async def ensure_indexes(db: AsyncDatabase, specs: Iterable[IndexSpec]) -> None:
     """
     for spec in specs:
         await db[spec.collection].create_indexes([spec.model()])
+
+
+async def put_by_id(collection: AsyncCollection, id: str, document: dict[str, Any]) -> bool:
+    """Replace the document with this `_id`, or insert it; True when this call inserted it.
+
+    For documents nobody writes concurrently but by hand (admin edits: the last write wins). Two
+    first writes of one `_id` can both try to insert it, and the loser gets DuplicateKeyError on
+    MongoDB and FerretDB alike; its second try finds the document and replaces it. A document that
+    clashes with another unique index fails the second try too, and that error is raised.
+    """
+    try:
+        result = await collection.replace_one({"_id": id}, document, upsert=True)
+    except DuplicateKeyError:
+        result = await collection.replace_one({"_id": id}, document, upsert=True)
+    return result.upserted_id is not None
 
 
 def store_failed(error: BaseException) -> bool:
