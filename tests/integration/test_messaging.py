@@ -10,7 +10,7 @@ from aiokafka import TopicPartition
 from opentelemetry import trace
 
 from switchboard.contracts import CallContext, Command, CommandType, ErrorCode, Topic
-from switchboard.contracts.persona import Availability, CheckUserAvailability
+from switchboard.contracts.leads import CreateLead, LeadCreated
 from switchboard.messaging import CommandProcessor, NotFound, RequestFailed, RequestTimeout, kafka
 from switchboard.messaging.consumer import CommandConsumer
 from switchboard.messaging.idempotency import INDEXES, MongoProcessedCommands
@@ -25,18 +25,22 @@ def context(call_id: str | None = None) -> CallContext:
 
 
 class Service:
-    """A minimal persona-like service whose one side effect is a document per handled command."""
+    """A minimal leads-like service whose one side effect is a document per handled command."""
 
     def __init__(self, db) -> None:
         self.effects = db["effects"]
         self.trace_ids: list[int] = []
 
-    async def check(self, command: Command[CheckUserAvailability]) -> Availability:
+    async def create(self, command: Command[CreateLead]) -> LeadCreated:
         self.trace_ids.append(trace.get_current_span().get_span_context().trace_id)
-        if command.args.user_id == "ghost":
-            raise NotFound("There is no user 'ghost' in this account.")
-        await self.effects.insert_one({"command_id": command.command_id, "user_id": command.args.user_id})
-        return Availability(user_id=command.args.user_id, name=f"User {command.args.user_id}", available=True, dnd=False)
+        if command.args.name == "ghost":
+            raise NotFound("There is no persona 'ghost' in this account.")
+        await self.effects.insert_one({"command_id": command.command_id, "name": command.args.name})
+        return lead(command.args.name)
+
+
+def lead(name: str) -> LeadCreated:
+    return LeadCreated(lead_id=name, case_id=f"case-{name}", lead_existed=False, deduplicable=True)
 
 
 @pytest.fixture
@@ -44,9 +48,9 @@ async def service(settings, database):
     await ensure_indexes(database, INDEXES)
     svc = Service(database)
     processor = CommandProcessor(
-        "persona", {CommandType.check_user_availability: svc.check}, MongoProcessedCommands(database)
+        "leads", {CommandType.create_lead: svc.create}, MongoProcessedCommands(database)
     )
-    consumer = CommandConsumer(settings, Topic.persona_commands, processor)
+    consumer = CommandConsumer(settings, Topic.leads_commands, processor)
     await consumer.start()
     yield svc
     await consumer.stop()
@@ -62,25 +66,25 @@ async def requester(settings, service):
 
 async def test_round_trip_returns_the_typed_result(requester, service) -> None:
     result = await requester.request(
-        CommandType.check_user_availability, context(), CheckUserAvailability(user_id="u1"), timeout=15
+        CommandType.create_lead, context(), CreateLead(name="u1", intent="a quote"), timeout=15
     )
-    assert result == Availability(user_id="u1", name="User u1", available=True, dnd=False)
+    assert result == lead("u1")
     assert await service.effects.count_documents({}) == 1
 
 
 async def test_business_error_comes_back_as_code_and_sentence(requester) -> None:
     with pytest.raises(RequestFailed) as failed:
         await requester.request(
-            CommandType.check_user_availability, context(), CheckUserAvailability(user_id="ghost"), timeout=15
+            CommandType.create_lead, context(), CreateLead(name="ghost", intent="a quote"), timeout=15
         )
     assert failed.value.error.code is ErrorCode.not_found
 
 
 async def test_redelivered_command_gives_one_side_effect_and_the_same_reply(requester, service) -> None:
     command = build_command(
-        CommandType.check_user_availability,
+        CommandType.create_lead,
         context(),
-        CheckUserAvailability(user_id="u2"),
+        CreateLead(name="u2", intent="a quote"),
         timeout=15,
         reply_to=requester.reply_topic,
     )
@@ -91,9 +95,9 @@ async def test_redelivered_command_gives_one_side_effect_and_the_same_reply(requ
 
 async def test_expired_command_has_no_side_effect(settings, requester, service) -> None:
     command = build_command(
-        CommandType.check_user_availability,
+        CommandType.create_lead,
         context(),
-        CheckUserAvailability(user_id="late"),
+        CreateLead(name="late", intent="a quote"),
         timeout=0.001,
         reply_to=requester.reply_topic,
     )
@@ -102,9 +106,9 @@ async def test_expired_command_has_no_side_effect(settings, requester, service) 
         await requester.send(command)
     # A later command on the same call is handled, so the expired one was consumed and dropped.
     await requester.request(
-        CommandType.check_user_availability, context(command.call_id), CheckUserAvailability(user_id="u3"), timeout=15
+        CommandType.create_lead, context(command.call_id), CreateLead(name="u3", intent="a quote"), timeout=15
     )
-    assert await service.effects.count_documents({"user_id": "late"}) == 0
+    assert await service.effects.count_documents({"name": "late"}) == 0
 
 
 async def test_two_requesters_each_get_only_their_own_replies(settings, service) -> None:
@@ -112,11 +116,11 @@ async def test_two_requesters_each_get_only_their_own_replies(settings, service)
     await asyncio.gather(first.start(), second.start())
     try:
 
-        async def ask(requester: KafkaRequester, user_id: str) -> str:
+        async def ask(requester: KafkaRequester, name: str) -> str:
             result = await requester.request(
-                CommandType.check_user_availability, context(), CheckUserAvailability(user_id=user_id), timeout=15
+                CommandType.create_lead, context(), CreateLead(name=name, intent="a quote"), timeout=15
             )
-            return result.user_id
+            return result.lead_id
 
         asked = [(first if i % 2 else second, f"u{i}") for i in range(40)]
         answers = await asyncio.gather(*(ask(r, u) for r, u in asked))
@@ -130,18 +134,18 @@ async def test_poison_message_is_dead_lettered_and_the_consumer_goes_on(settings
     producer = kafka.producer(settings, client_id="poison")
     await producer.start()
     try:
-        await producer.send_and_wait(settings.topic(Topic.persona_commands), b"{not json", key=b"call-x")
+        await producer.send_and_wait(settings.topic(Topic.leads_commands), b"{not json", key=b"call-x")
     finally:
         await producer.stop()
     result = await requester.request(
-        CommandType.check_user_availability, context("call-x"), CheckUserAvailability(user_id="u4"), timeout=15
+        CommandType.create_lead, context("call-x"), CreateLead(name="u4", intent="a quote"), timeout=15
     )
-    assert result.user_id == "u4"
+    assert result.lead_id == "u4"
 
     consumer = kafka.consumer(settings, group_id=None, client_id="dlq-reader")
     await consumer.start()
     try:
-        tp = TopicPartition(settings.topic(Topic.persona_commands.dead_letter), 0)
+        tp = TopicPartition(settings.topic(Topic.leads_commands.dead_letter), 0)
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
         records = (await consumer.getmany(tp, timeout_ms=5000))[tp]
@@ -155,7 +159,7 @@ async def test_trace_is_continuous_from_requester_to_handler(requester, service,
     tracer = trace.get_tracer("test")
     with tracer.start_as_current_span("tool call") as root:
         await requester.request(
-            CommandType.check_user_availability, context(), CheckUserAvailability(user_id="u5"), timeout=15
+            CommandType.create_lead, context(), CreateLead(name="u5", intent="a quote"), timeout=15
         )
     trace_id = root.get_span_context().trace_id
     assert service.trace_ids[-1] == trace_id
@@ -165,8 +169,8 @@ async def test_trace_is_continuous_from_requester_to_handler(requester, service,
         if any(name.endswith("process") for name in named):
             break
         await asyncio.sleep(0.02)
-    publish = next(s for name, s in named.items() if name.endswith("persona.commands publish"))
-    process = next(s for name, s in named.items() if name.endswith("persona.commands process"))
+    publish = next(s for name, s in named.items() if name.endswith("leads.commands publish"))
+    process = next(s for name, s in named.items() if name.endswith("leads.commands process"))
     assert publish.parent.span_id == root.get_span_context().span_id
     assert process.parent.span_id == publish.context.span_id
     assert json.dumps(dict(process.attributes)).count("acc-1") == 1
