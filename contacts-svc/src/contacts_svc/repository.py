@@ -4,10 +4,9 @@ Everything a caller lookup reads is found by `_id` alone: a contact is keyed
 `<account_id>/<contact_id>`, a connected source `<account_id>/<source>`, the account's settings
 `<account_id>`, and a number through the slots of `contact_numbers` (`ContactRepository`). Ids and
 E.164 numbers never contain `/` (`IDENTIFIER`), so keys are unambiguous. MongoDB answers such a read
-from its `_id` index. FerretDB 1.24 (SQLite) hands only a filter on `_id` alone to SQLite, which
-then still reads the collection row by row (its `_id` index is on another expression than the one
-it queries with, so SQLite does not use it), at a few microseconds a document; any other filter it
-decodes and matches document by document in Go, at about a hundred.
+from its `_id` index, and so does the project's FerretDB build (infra/ferretdb/build); FerretDB
+1.24 (SQLite) hands only a filter on `_id` alone to SQLite, and decodes and matches every document
+of the collection in Go for any other.
 
 Races are decided by inserts into unique indexes (a contact's `_id`, a number slot's `_id`); `$set`
 updates are only used for admin edits and for filling in tokens, which nobody needs to win.
@@ -97,7 +96,7 @@ class ContactRepository:
     twice (two concurrent writes of it) is one match. So a chain is as long as the number of distinct
     contacts that ever held the number in the account, and a lookup reads that many slots and
     contacts (plus the missing slot that ends the chain), however many contacts the account or the
-    store holds; each read is an index read on MongoDB and a row-by-row read in SQLite on FerretDB.
+    store holds; each read is an index read.
 
     A contact is written only after its slots, so a crash in between leaves a slot naming a contact
     that does not hold the number (skipped by lookups), never a contact its number does not find.
