@@ -13,12 +13,13 @@ from call_control_svc.model import ActionKind, ActionStatus, CallAction, CallPol
 from call_control_svc.repository import INDEXES, CallRepository, RulesRepository
 from call_control_svc.simulated import INDEXES as PBX_INDEXES
 from call_control_svc.simulated import SimulatedPbx
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 from switchboard.contracts import CallContext, Command, CommandType, utcnow
 from switchboard.contracts.call_control import CallStarted, HangupCall, TransferCall
 from switchboard.messaging import Refused
 from switchboard.messaging.events import RecordingEventPublisher
 from switchboard.mongo import ensure_indexes
+from switchboard.testing.queries import QueryLog
 
 pytestmark = pytest.mark.integration
 
@@ -27,38 +28,10 @@ POLICY = CallPolicy(default_region="US", abandoned_after=timedelta(seconds=30))
 REJECTED = "+12125550199"
 
 
-class Filters(monitoring.CommandListener):
-    """The filter of every query, update and delete the client sends while `recording`."""
-
-    def __init__(self) -> None:
-        self.recording = False
-        self.seen: list[tuple[str, dict[str, Any]]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if not self.recording:
-            return
-        command = event.command
-        match event.command_name:
-            case "find" | "count" | "aggregate" | "distinct":
-                self.seen.append((event.command_name, dict(command.get("filter", {}))))
-            case "update":
-                self.seen += [("update", dict(u["q"])) for u in command["updates"]]
-            case "delete":
-                self.seen += [("delete", dict(d["q"])) for d in command["deletes"]]
-            case "findAndModify":
-                self.seen.append(("findAndModify", dict(command["query"])))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 class Store:
-    def __init__(self, db: Any, filters: Filters) -> None:
+    def __init__(self, db: Any, queries: QueryLog) -> None:
         self.db = db
-        self.filters = filters
+        self.queries = queries
         self.calls = CallRepository(db)
         self.rules = RulesRepository(db)
         self.pbx = SimulatedPbx(db, rejected_destinations=[REJECTED])
@@ -77,11 +50,11 @@ class Store:
 
 @pytest.fixture
 async def store(infra, isolation) -> AsyncIterator[Store]:
-    filters = Filters()
-    client = AsyncMongoClient(infra.mongo_uri, tz_aware=True, event_listeners=[filters])
+    queries = QueryLog()
+    client = AsyncMongoClient(infra.mongo_uri, tz_aware=True, event_listeners=[queries])
     db = client[f"{isolation}_call_path"]
     await ensure_indexes(db, [*INDEXES, *PBX_INDEXES])
-    yield Store(db, filters)
+    yield Store(db, queries)
     await client.drop_database(db.name)
     await client.close()
 
@@ -107,19 +80,19 @@ async def test_transfers_and_a_hang_up_touch_documents_by_id_alone(store) -> Non
     await store.rules.put(ACCOUNT, DestinationRules(forbidden_prefixes=["+1900"]))
     await store.start_call("call-t")
     await store.start_call("call-h")
-    store.filters.recording = True
+    store.queries.recording = True
     with pytest.raises(Refused):
         await store.transfer(command(CommandType.transfer_call, "call-t", TransferCall(destination_number=REJECTED)))
     done = await store.transfer(
         command(CommandType.transfer_call, "call-t", TransferCall(destination_number="+14155550123"))
     )
     ended = await store.hangup(command(CommandType.hangup_call, "call-h", HangupCall()))
-    store.filters.recording = False
+    store.queries.recording = False
     assert done.accepted and ended.ended and not ended.already_ended
-    assert store.filters.seen
-    for name, query in store.filters.seen:
-        assert list(query) == ["_id"] and isinstance(query["_id"], str), (name, query)
-        assert query["_id"] == ACCOUNT or query["_id"].startswith(f"{ACCOUNT}/"), (name, query)
+    assert store.queries.seen
+    for query in store.queries.seen:
+        assert query.by_id, query
+        assert query.filter["_id"] == ACCOUNT or query.filter["_id"].startswith(f"{ACCOUNT}/"), query
     record = await store.calls.get(ACCOUNT, "call-t")
     assert [(a.attempt, a.status) for a in record.actions] == [(1, ActionStatus.failed), (2, ActionStatus.succeeded)]
 

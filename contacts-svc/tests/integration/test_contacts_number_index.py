@@ -6,7 +6,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from contacts_svc.cache import LookupCache
 from contacts_svc.handlers import lookup_contact
@@ -21,6 +21,7 @@ from contacts_svc.repository import (
 )
 from switchboard.contracts import CallContext, Command, CommandType
 from switchboard.contracts.contacts import ContactLookup, ContactSource, LookupContact
+from switchboard.testing.queries import QueryLog
 
 pytestmark = pytest.mark.integration
 
@@ -95,24 +96,6 @@ async def test_a_number_given_back_to_a_contact_reuses_its_slot(admin, database,
     assert await chain(database, account, OTHER) == ["ann"]
 
 
-class CommandLog(monitoring.CommandListener):
-    """The commands a client sends to one database."""
-
-    def __init__(self, database: str) -> None:
-        self.database = database
-        self.events: list[monitoring.CommandStartedEvent] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.database_name == self.database:
-            self.events.append(event)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 async def test_a_lookup_reads_only_by_id_and_the_store_takes_each_filter_as_a_key(
     admin, contacts_settings, account
 ) -> None:
@@ -121,8 +104,8 @@ async def test_a_lookup_reads_only_by_id_and_the_store_takes_each_filter_as_a_ke
     await put(admin, account, "c0", "Person 0", OTHER)
     assert (await admin.put(path(account, "/settings"), json={"region": "US"})).status_code == 200
 
-    listener = CommandLog(contacts_settings.mongo_database)
-    client = AsyncMongoClient(contacts_settings.mongo_uri, tz_aware=True, event_listeners=[listener])
+    queries = QueryLog(contacts_settings.mongo_database)
+    client = AsyncMongoClient(contacts_settings.mongo_uri, tz_aware=True, event_listeners=[queries])
     try:
         db = client[contacts_settings.mongo_database]
         sources = SourceRepository(db)
@@ -139,16 +122,15 @@ async def test_a_lookup_reads_only_by_id_and_the_store_takes_each_filter_as_a_ke
             timeout=timedelta(seconds=10),
             reply_to="r",
         )
-        listener.events.clear()
-
+        queries.recording = True
         result = await lookup_contact(command, finder=finder, regions=AccountSettingsRepository(db), reply_margin=0)
+        queries.recording = False
 
         assert sorted(c.name for c in result.contacts) == ["Person 1", "Person 2"]
-        reads = [(e.command_name, e.command["find"], e.command["filter"]) for e in listener.events]
-        assert reads and {name for name, _, _ in reads} == {"find"}
-        for _, collection, query in reads:
-            assert list(query) == ["_id"] and isinstance(query["_id"], str), query
-            assert query["_id"].startswith(account), query
+        reads = queries.seen
+        assert reads and {query.command for query in reads} == {"find"}
+        for query in reads:
+            assert query.by_id and query.filter["_id"].startswith(account), query
         assert {collection for _, collection, _ in reads} == {"account_settings", "sources", "contacts", CONTACT_NUMBERS}
 
         for _, collection, query in reads:

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from leads_svc.handlers import create_lead
 from leads_svc.outbox import EventRelay, LeadEvents
@@ -29,38 +29,13 @@ from switchboard.contracts import CallContext, Command, CommandType
 from switchboard.contracts.leads import CreateLead
 from switchboard.messaging.events import RecordingEventPublisher
 from switchboard.mongo import ensure_indexes
+from switchboard.testing.queries import Query, QueryLog
 
 pytestmark = pytest.mark.integration
 
 ACCOUNT = "acc-path"
 RECORDS = (LEADS, CASES)
 KEYS = (LEAD_KEYS, CASE_KEYS, OUTBOX)
-
-
-class Filters(monitoring.CommandListener):
-    """(command, collection, filter) of every query and delete the client sends while `recording`."""
-
-    def __init__(self) -> None:
-        self.recording = False
-        self.seen: list[tuple[str, str, dict[str, Any]]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if not self.recording:
-            return
-        command = event.command
-        match event.command_name:
-            case "find" | "count" | "aggregate" | "distinct":
-                self.seen.append((event.command_name, command[event.command_name], dict(command.get("filter", {}))))
-            case "update" | "findAndModify":
-                self.seen.append((event.command_name, command[event.command_name], {}))
-            case "delete":
-                self.seen += [("delete", command["delete"], dict(d["q"])) for d in command["deletes"]]
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 class Flaky(RecordingEventPublisher):
@@ -77,9 +52,9 @@ class Flaky(RecordingEventPublisher):
 
 
 class Store:
-    def __init__(self, db: Any, filters: Filters) -> None:
+    def __init__(self, db: Any, queries: QueryLog) -> None:
         self.db = db
-        self.filters = filters
+        self.queries = queries
         self.publisher = Flaky()
         leads, cases, self.outbox = MongoLeads(db), MongoCases(db), MongoOutbox(db)
         self.events = LeadEvents(self.publisher, self.outbox, leads, cases, timeout=5)
@@ -89,11 +64,11 @@ class Store:
 
 @pytest.fixture
 async def store(infra, isolation) -> AsyncIterator[Store]:
-    filters = Filters()
-    client = AsyncMongoClient(infra.mongo_uri, tz_aware=True, event_listeners=[filters])
+    queries = QueryLog()
+    client = AsyncMongoClient(infra.mongo_uri, tz_aware=True, event_listeners=[queries])
     db = client[f"{isolation}_leads_path"]
     await ensure_indexes(db, INDEXES)
-    yield Store(db, filters)
+    yield Store(db, queries)
     await client.drop_database(db.name)
     await client.close()
 
@@ -108,27 +83,27 @@ def command(caller: str | None = "+14155550123") -> Command[CreateLead]:
     )
 
 
-def assert_by_id_alone(seen: list[tuple[str, str, dict[str, Any]]]) -> None:
+def assert_by_id_alone(seen: list[Query]) -> None:
     assert seen
-    for name, collection, query in seen:
-        assert name in ("find", "delete") and list(query) == ["_id"], (name, collection, query)
-        assert collection in RECORDS + KEYS, (name, collection, query)
-        if collection in KEYS:
-            assert query["_id"].startswith(f"{ACCOUNT}/"), (name, collection, query)
+    for query in seen:
+        assert query.command in ("find", "delete") and query.by_id, query
+        assert query.collection in RECORDS + KEYS, query
+        if query.collection in KEYS:
+            assert query.filter["_id"].startswith(f"{ACCOUNT}/"), query
 
 
 async def test_first_and_later_calls_and_a_replay_touch_documents_by_id_alone(store) -> None:
     first_call, replayed = command(), command(None)
-    store.filters.recording = True
+    store.queries.recording = True
     first = await store.handle(first_call)
     later = await store.handle(command("(415) 555-0123"))
     once = await store.handle(replayed)
     again = await store.handle(replayed)
     assert await store.handle(first_call) == first
-    store.filters.recording = False
+    store.queries.recording = False
 
     assert later.lead_id == first.lead_id and later.lead_existed and again == once
-    assert_by_id_alone(store.filters.seen)
+    assert_by_id_alone(store.queries.seen)
     assert len(store.publisher.published) == 5, "two leads and three cases, each announced once"
     assert await store.db[OUTBOX].count_documents({}) == 0
     key = await store.db[LEAD_KEYS].find_one({"_id": f"{ACCOUNT}/+14155550123"})
@@ -147,11 +122,11 @@ async def test_a_relay_pass_lists_the_outbox_and_reads_the_rest_by_id(store) -> 
         await store.handle(command("+14155550199"))
     assert await store.db[OUTBOX].count_documents({}) == 2
 
-    store.filters.recording = True
+    store.queries.recording = True
     sent = await store.relay.run_once(now=left.deadline + timedelta(seconds=31))
-    store.filters.recording = False
+    store.queries.recording = False
 
     assert sent == 4 and await store.db[OUTBOX].count_documents({}) == 0
-    listings = [(name, collection) for name, collection, query in store.filters.seen if list(query) != ["_id"]]
+    listings = [(query.command, query.collection) for query in store.queries.seen if not query.by_id]
     assert listings == [("find", OUTBOX)]
-    assert_by_id_alone([s for s in store.filters.seen if list(s[2]) == ["_id"]])
+    assert_by_id_alone([query for query in store.queries.seen if query.by_id])

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from switchboard.contracts import CallContext, CommandType, Contract
 from switchboard.contracts.persona import (
@@ -20,6 +20,7 @@ from switchboard.contracts.persona import (
     RunApiRequest,
 )
 from switchboard.messaging.requester import build_command
+from switchboard.testing.queries import QueryLog
 
 from persona_svc import handlers
 from persona_svc.egress import EgressPolicy
@@ -43,36 +44,17 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 3, 9, 14, 30, tzinfo=UTC)
 CONTEXT = CallContext(account_id="acme", persona_id="front", call_id="call-1")
-READS = {"find", "aggregate", "count", "distinct"}
-
-
-class Filters(monitoring.CommandListener):
-    """The filter of every read the client sends while `recording`."""
-
-    def __init__(self) -> None:
-        self.recording = False
-        self.seen: list[tuple[str, dict]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self.recording and event.command_name in READS | {"update", "delete"}:
-            self.seen.append((event.command_name, dict(event.command.get("filter", {}))))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 @pytest.fixture
-async def recorded(infra, isolation) -> AsyncIterator[tuple[Repositories, Filters]]:
-    filters = Filters()
-    client = AsyncMongoClient(infra.mongo_uri, tz_aware=True, event_listeners=[filters])
+async def recorded(infra, isolation) -> AsyncIterator[tuple[Repositories, QueryLog]]:
+    queries = QueryLog()
+    client = AsyncMongoClient(infra.mongo_uri, tz_aware=True, event_listeners=[queries])
     db = client[f"{isolation}_tool_path"]
     await create_indexes(db)
     repos = mongo_repositories(db)
     await seed(repos)
-    yield repos, filters
+    yield repos, queries
     await client.drop_database(db.name)
     await client.close()
 
@@ -135,10 +117,10 @@ async def run(repos: Repositories, command_type: CommandType, args: Contract) ->
     ],
 )
 async def test_a_tool_call_reads_by_id_alone(recorded, command_type, args, reads) -> None:
-    repos, filters = recorded
-    filters.recording = True
+    repos, queries = recorded
+    queries.recording = True
     result = await run(repos, command_type, args)
-    filters.recording = False
-    assert filters.seen == [("find", {"_id": key}) for key in reads]
+    queries.recording = False
+    assert [(query.command, query.filter) for query in queries.seen] == [("find", {"_id": key}) for key in reads]
     if isinstance(result, PersonaTools):
         assert [tool.name for tool in result.custom_tools] == ["order", "to_ann", "to_sales"]
