@@ -93,6 +93,22 @@ async def test_redelivered_command_gives_one_side_effect_and_the_same_reply(requ
     assert await service.effects.count_documents({"command_id": command.command_id}) == 1
 
 
+async def test_the_same_command_sent_three_times_at_once_gets_three_answers_and_one_side_effect(
+    requester, service
+) -> None:
+    command = build_command(
+        CommandType.create_lead,
+        context(),
+        CreateLead(name="u7", intent="a quote"),
+        timeout=15,
+        reply_to=requester.reply_topic,
+    )
+    replies = await asyncio.gather(*(requester.send(command) for _ in range(3)))
+    assert replies[0].result is not None and replies[0] == replies[1] == replies[2]
+    assert await service.effects.count_documents({"command_id": command.command_id}) == 1
+    assert requester.pending == 0
+
+
 async def test_expired_command_has_no_side_effect(settings, requester, service) -> None:
     command = build_command(
         CommandType.create_lead,

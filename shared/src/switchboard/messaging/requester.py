@@ -130,8 +130,14 @@ class KafkaRequester:
         """Send a built command and wait for its reply (used directly to replay a command id)."""
         assert self._producer is not None, "start() the requester first"
         topic = self._settings.topic(OPERATIONS[command.type].topic)
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._pending[command.command_id] = future
+        # Sends of one command id at once (a replay while the first is unanswered) share one reply:
+        # the first reply to arrive answers them all. Each waits through a shield, so one sender
+        # giving up does not cancel the reply the others wait for.
+        future = self._pending.get(command.command_id)
+        first = future is None
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._pending[command.command_id] = future
         started = time.perf_counter()
         outcome = "error"
         try:
@@ -145,14 +151,15 @@ class KafkaRequester:
                     await self._producer.send_and_wait(
                         topic, command.model_dump_json().encode(), key=command.call_id.encode(), headers=headers
                     )
-                reply = await future
+                reply = await asyncio.shield(future)
             outcome = "ok" if reply.error is None else "error"
             return reply
         except TimeoutError:
             outcome = "timeout"
             raise RequestTimeout(f"no reply to {command.type} within its deadline") from None
         finally:
-            self._pending.pop(command.command_id, None)
+            if first and self._pending.get(command.command_id) is future:
+                del self._pending[command.command_id]
             attributes = {"type": command.type.value, "outcome": outcome}
             _request_outcomes.add(1, attributes)
             _request_duration.record((time.perf_counter() - started) * 1000, attributes)
