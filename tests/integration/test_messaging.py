@@ -39,6 +39,14 @@ class Service:
         return lead(command.args.name)
 
 
+def lead_command(requester: KafkaRequester, name: str, *, timeout: float = 15) -> Command[CreateLead]:
+    """A create_lead command answered on the requester's reply topic, to send (and send again) as is."""
+    arguments = CreateLead(name=name, intent="a quote")
+    return build_command(
+        CommandType.create_lead, context(), arguments, timeout=timeout, reply_to=requester.reply_topic
+    )
+
+
 def lead(name: str) -> LeadCreated:
     return LeadCreated(lead_id=name, case_id=f"case-{name}", lead_existed=False, deduplicable=True)
 
@@ -81,13 +89,7 @@ async def test_business_error_comes_back_as_code_and_sentence(requester) -> None
 
 
 async def test_redelivered_command_gives_one_side_effect_and_the_same_reply(requester, service) -> None:
-    command = build_command(
-        CommandType.create_lead,
-        context(),
-        CreateLead(name="u2", intent="a quote"),
-        timeout=15,
-        reply_to=requester.reply_topic,
-    )
+    command = lead_command(requester, "u2")
     replies = [await requester.send(command) for _ in range(3)]
     assert replies[0] == replies[1] == replies[2]
     assert await service.effects.count_documents({"command_id": command.command_id}) == 1
@@ -96,13 +98,7 @@ async def test_redelivered_command_gives_one_side_effect_and_the_same_reply(requ
 async def test_the_same_command_sent_three_times_at_once_gets_three_answers_and_one_side_effect(
     requester, service
 ) -> None:
-    command = build_command(
-        CommandType.create_lead,
-        context(),
-        CreateLead(name="u7", intent="a quote"),
-        timeout=15,
-        reply_to=requester.reply_topic,
-    )
+    command = lead_command(requester, "u7")
     replies = await asyncio.gather(*(requester.send(command) for _ in range(3)))
     assert replies[0].result is not None and replies[0] == replies[1] == replies[2]
     assert await service.effects.count_documents({"command_id": command.command_id}) == 1
@@ -110,13 +106,7 @@ async def test_the_same_command_sent_three_times_at_once_gets_three_answers_and_
 
 
 async def test_expired_command_has_no_side_effect(settings, requester, service) -> None:
-    command = build_command(
-        CommandType.create_lead,
-        context(),
-        CreateLead(name="late", intent="a quote"),
-        timeout=0.001,
-        reply_to=requester.reply_topic,
-    )
+    command = lead_command(requester, "late", timeout=0.001)
     await asyncio.sleep(0.01)
     with pytest.raises(RequestTimeout):
         await requester.send(command)
