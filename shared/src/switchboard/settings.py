@@ -33,7 +33,7 @@ class SwitchboardSettings(BaseSettings):
         description="Replication factor of the topics the system creates (3 on a production cluster).",
     )
     kafka_fetch_max_wait_ms: int = Field(
-        default=5,
+        default=100,
         ge=0,
         le=500,
         validation_alias="SWITCHBOARD_KAFKA_FETCH_MAX_WAIT_MS",

@@ -1,7 +1,11 @@
 """The command-consumer runtime every service runs: Kafka in, CommandProcessor, reply out.
 
 - Commands of one key (`call_id`) are handled one at a time, in partition order; different calls
-  run concurrently, up to `max_in_flight`, after which fetching pauses (back-pressure).
+  run concurrently, up to `max_in_flight`, after which the runtime stops taking records until one
+  finishes (back-pressure). It does not pause the partitions: aiokafka sends no fetch to a broker
+  while records fetched from it wait to be taken, so the records wait in the consumer's buffer
+  (bounded by the fetch size) and are taken at once when there is room. A paused partition would
+  instead be fetched again only after the fetch in flight returns, up to the fetch wait later.
 - An offset is committed only once every command before it in its partition has been answered
   (the reply acknowledged by the broker), so a crash redelivers, and the processor's idempotency
   turns the redelivery into the stored reply.
@@ -81,7 +85,9 @@ class CommandConsumer:
         self._tails: dict[tuple[TopicPartition, bytes], asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._lag: dict[TopicPartition, int] = {}
-        self._paused = False
+        self._room = asyncio.Event()
+        """Set while fewer than `max_in_flight` commands are being handled."""
+        self._room.set()
         self.ready = asyncio.Event()
         meter.create_observable_gauge(
             "switchboard.consumer.lag",
@@ -124,8 +130,11 @@ class CommandConsumer:
     async def _run(self) -> None:
         assert self._consumer is not None
         while True:
+            await self._room.wait()
             try:
-                batches = await self._consumer.getmany(timeout_ms=100, max_records=self._max_in_flight)
+                batches = await self._consumer.getmany(
+                    timeout_ms=100, max_records=self._max_in_flight - len(self._tasks)
+                )
             except KafkaError as e:
                 log.warning("fetch from %s failed: %s", self._topic, e)
                 await asyncio.sleep(0.5)
@@ -240,15 +249,10 @@ class CommandConsumer:
         log.warning("dead-lettered offset %s of %s: %s", record.offset, self._topic, reason[:300])
 
     def _apply_backpressure(self) -> None:
-        if self._consumer is None:
-            return
-        busy = len(self._tasks) >= self._max_in_flight
-        if busy and not self._paused:
-            self._consumer.pause(*self._consumer.assignment())
-            self._paused = True
-        elif not busy and self._paused:
-            self._consumer.resume(*self._consumer.assignment())
-            self._paused = False
+        if len(self._tasks) >= self._max_in_flight:
+            self._room.clear()
+        else:
+            self._room.set()
 
     async def _commit(self, only: set[TopicPartition] | None = None) -> None:
         assert self._consumer is not None

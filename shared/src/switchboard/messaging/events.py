@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 
 EventHandler = Callable[[Contract], Awaitable[None]]
 
-# How long an idle event reader's fetch waits at the broker: 20 fetches a second per reader instead
-# of the 200 a command consumer makes. An event may reach a reader up to this much later under load.
-EVENT_FETCH_MAX_WAIT_MS = 50
+# How long an idle event reader's fetch waits at the broker (Kafka's own default): an event that
+# arrives meanwhile is answered at once, so this only sets how often an idle reader polls.
+EVENT_FETCH_MAX_WAIT_MS = 500
 
 
 class EventPublisher(Protocol):

@@ -41,11 +41,12 @@ def consumer(
     """A consumer that hands over a record as soon as it arrives.
 
     `fetch_max_wait_ms` is how long the broker holds a fetch open while no record is there; a record
-    arriving meanwhile is answered at once. aiokafka sends no new fetch to a broker while one is in
-    flight, so a partition that was paused (a consumer at its in-flight bound) or had records left
-    unread waits behind the open fetch for up to this long. Commands and replies, which a caller
-    waits for, use `settings.kafka_fetch_max_wait_ms`; readers of events, which nobody waits for,
-    pass a longer wait and poll the broker far less often.
+    arriving meanwhile is answered at once, so the wait costs a lone record nothing and sets how
+    often an idle consumer polls. aiokafka sends no new fetch to a broker while one is in flight, and
+    none while records fetched from it wait to be taken: a partition paused with `pause()` would be
+    fetched again only after the open fetch returns, up to this long, which is why the command
+    runtime applies back-pressure by not taking records instead (see `consumer`). Commands and
+    replies use `settings.kafka_fetch_max_wait_ms`; readers of events pass their own.
     """
     return AIOKafkaConsumer(
         *topics,
