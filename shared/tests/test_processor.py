@@ -10,7 +10,7 @@ from pymongo.errors import OperationFailure
 from switchboard.contracts import CallContext, Command, CommandType, ErrorCode, Topic
 from switchboard.contracts.leads import CreateLead, LeadCreated
 from switchboard.contracts.persona import Availability, CheckUserAvailability
-from switchboard.messaging import CommandProcessor, NotFound, Outcome, RequestFailed, RequestTimeout
+from switchboard.messaging import CommandProcessor, NotFound, Outcome, RequestFailed, RequestTimeout, after_reply
 from switchboard.messaging.idempotency import InMemoryProcessedCommands
 from switchboard.messaging.memory import InMemoryBus
 
@@ -99,6 +99,35 @@ async def test_a_driver_that_sends_gets_the_reply_while_it_is_stored_and_the_cal
     again = await processor.process(value, send=send)
     assert (again.outcome, again.sent, again.reply) == (Outcome.duplicate, False, processed.reply)
     assert leads.calls == 1
+
+
+async def test_work_left_for_after_the_reply_runs_once_it_is_sent_and_before_process_returns() -> None:
+    order: list[str] = []
+
+    async def announce(name: str) -> None:
+        order.append(f"announced {name}")
+        if name == "broken":
+            raise RuntimeError("broker gone")
+
+    async def create(command: Command[CreateLead]) -> LeadCreated:
+        order.append("stored")
+        await after_reply(lambda: announce(command.args.name))
+        return LEAD
+
+    processor = CommandProcessor("leads", {CommandType.create_lead: create}, InMemoryProcessedCommands())
+
+    async def send(processed) -> None:  # type: ignore[no-untyped-def]
+        order.append("replied")
+
+    for name in ("u1", "broken"):
+        order.clear()
+        processed = await processor.process(command(name).model_dump_json().encode(), send=send)
+        assert order == ["stored", "replied", f"announced {name}"]
+        assert processed.outcome is Outcome.handled and processed.reply is not None and processed.reply.error is None
+
+    order.clear()
+    await after_reply(lambda: announce("outside"))  # no command runtime: the work runs at once
+    assert order == ["announced outside"]
 
 
 async def test_domain_error_becomes_a_failed_request_with_code_and_sentence(bus: InMemoryBus) -> None:

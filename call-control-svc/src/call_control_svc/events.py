@@ -2,7 +2,8 @@
 
 Announcing happens after the fact is stored, and a broker that does not take the event within a
 bounded time never turns a transfer that happened into a failed tool call: the database record is
-the source of truth, the event a notification. Call-control reads `call.events` itself, and its own
+the source of truth, the event a notification. Inside a tool call the announcement waits until the
+reply is sent (`after_reply`): the caller on the line does not wait for it. Call-control reads `call.events` itself, and its own
 events are harmless there: each one repeats an insert that already happened.
 """
 
@@ -13,6 +14,7 @@ import logging
 
 from switchboard.contracts import Contract, Topic, utcnow
 from switchboard.contracts.call_control import CallEnded, CallStarted, CallTransferred
+from switchboard.messaging import after_reply
 from switchboard.messaging.events import EventPublisher
 
 from call_control_svc.model import CallAction, CallEnd
@@ -48,6 +50,9 @@ class CallFacts:
         )
 
     async def _announce(self, event: Contract) -> None:
+        await after_reply(lambda: self._publish(event))
+
+    async def _publish(self, event: Contract) -> None:
         call_id = event.call_id
         try:
             async with asyncio.timeout(self._timeout):

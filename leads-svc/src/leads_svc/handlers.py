@@ -7,7 +7,7 @@ from leads_svc.outbox import LeadEvents
 from leads_svc.repository import Cases, Leads
 from switchboard.contracts import Command
 from switchboard.contracts.leads import CreateLead, LeadCreated
-from switchboard.messaging import InvalidArgument, Unavailable
+from switchboard.messaging import InvalidArgument, Unavailable, after_reply
 
 OUT_OF_TIME = "The request ran out of time before the lead was recorded; try again in a moment."
 
@@ -17,7 +17,8 @@ async def create_lead(command: Command[CreateLead], *, leads: Leads, cases: Case
 
     The lead key insert decides which of concurrent first calls names the lead; the case key insert,
     keyed by the command id, makes a redelivery find the case it already added. The outbox entry is
-    recorded before the lead and case are written, so no event is lost to a crash in between. The
+    recorded before the lead and case are written, so no event is lost to a crash in between; the
+    events go out after the reply (the relay sends them if this process stops first). The
     answer is rebuilt from the stored documents, so a repeat of a command answers what its first run
     answered.
     """
@@ -38,7 +39,8 @@ async def create_lead(command: Command[CreateLead], *, leads: Leads, cases: Case
     recorded = await events.expect(entry)
 
     # A key another command claimed has its lead, unless that command stopped between its inserts:
-    # then this command writes the lead, under the id the key names.
+    # then this command writes the lead, under the id the key names. The lead is written before the
+    # case, so a case never names a lead that is not there.
     lead = await leads.get(command.account_id, lead_id) if lead_id != new_lead_id else None
     lead_inserted = False
     if lead is None:
@@ -46,8 +48,10 @@ async def create_lead(command: Command[CreateLead], *, leads: Leads, cases: Case
         lead, lead_inserted = await leads.add(new_lead(command, lead_id, caller, name, created_at))
     _in_time(command)
     case, case_inserted = await cases.add(new_case(command, case_id, lead.id, name, intent, created_at))
-    await events.announce(
-        entry, recorded=recorded, lead=lead if lead_inserted else None, case=case if case_inserted else None
+    await after_reply(
+        lambda: events.announce(
+            entry, recorded=recorded, lead=lead if lead_inserted else None, case=case if case_inserted else None
+        )
     )
     return LeadCreated(
         lead_id=lead.id,

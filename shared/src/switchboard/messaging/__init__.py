@@ -13,7 +13,7 @@ from switchboard.messaging.errors import (
     StoreUnavailable,
     Unavailable,
 )
-from switchboard.messaging.processor import CommandProcessor, Handler, Outcome, Processed
+from switchboard.messaging.processor import CommandProcessor, Handler, Outcome, Processed, after_reply
 
 __all__ = [
     "Busy",
@@ -31,4 +31,5 @@ __all__ = [
     "RequestTimeout",
     "StoreUnavailable",
     "Unavailable",
+    "after_reply",
 ]

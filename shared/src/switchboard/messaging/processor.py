@@ -10,6 +10,9 @@ A driver that passes `send` gets a new reply sent while it is being stored, inst
 the stored reply only serves a redelivery or a replay of the command id, which finds the claim and
 waits for the stored reply either way, so the caller need not wait for the write. `process`
 returns once both are done, so the driver commits the offset after the reply is stored.
+
+Work a handler hands to `after_reply` (announcing the facts it stored) runs once the reply is sent,
+still inside `process`, so the caller does not wait for it and the offset is committed after it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -33,6 +37,26 @@ from switchboard.mongo import store_failed
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Command[Any]], Awaitable[Contract]]
+
+FollowUp = Callable[[], Awaitable[object]]
+
+_follow_ups: ContextVar[list[FollowUp] | None] = ContextVar("switchboard_follow_ups", default=None)
+
+
+async def after_reply(work: FollowUp) -> None:
+    """Run `work` after the command's reply is sent, when a command runtime is handling one; else now.
+
+    For what the caller need not wait for: announcing facts the handler already stored. The runtime
+    runs it before the command counts as done (before the offset is committed), logs its failure,
+    and never lets it change the reply. Called outside a command (an admin request, a unit test of a
+    handler), it runs at once.
+    """
+    pending = _follow_ups.get()
+    if pending is None:
+        await work()
+    else:
+        pending.append(work)
+
 
 UNAVAILABLE_MESSAGE = "The service is temporarily unavailable; try again in a moment."
 OUT_OF_TIME_MESSAGE = "The request ran out of time before it was carried out, so nothing was done; try again in a moment."
@@ -127,7 +151,12 @@ class CommandProcessor:
 
     async def _process(self, command: Command[Any], send: ReplySender | None) -> Processed:
         if OPERATIONS[command.type].reads_only:
-            return await self._run(command)
+            processed, follow_ups = await self._run(command)
+            if send is not None and command.reply_to and processed.reply is not None:
+                processed = dataclasses.replace(processed, sent=True)
+                await send(processed)
+            await self._follow_up(command, follow_ups)
+            return processed
         stored = await self._processed.claim(command)
         if stored is not None and stored.account_id not in (None, command.account_id):
             log.warning("command id %s reused by another account; refused", command.command_id)
@@ -150,19 +179,23 @@ class CommandProcessor:
             reply = Reply.failure(command, ErrorCode.unavailable, OUT_OF_TIME_MESSAGE)
             await self._complete(command, reply)
             return Processed(Outcome.expired, command=command, reply=reply)
-        processed = await self._run(command)
+        processed, follow_ups = await self._run(command)
         assert processed.reply is not None
         if send is None or not command.reply_to:
             await self._complete(command, processed.reply)
-            return processed
-        processed = dataclasses.replace(processed, sent=True)
-        await asyncio.gather(self._complete(command, processed.reply), send(processed))
+        else:
+            processed = dataclasses.replace(processed, sent=True)
+            await asyncio.gather(self._complete(command, processed.reply), send(processed))
+        await self._follow_up(command, follow_ups)
         return processed
 
-    async def _run(self, command: Command[Any]) -> Processed:
-        """The handler's answer as a reply: its result, its domain error, or a failure."""
+    async def _run(self, command: Command[Any]) -> tuple[Processed, list[FollowUp]]:
+        """The handler's answer as a reply (its result, its domain error, or a failure), and the work
+        it left for after the reply."""
         dead_letter_reason = None
         outcome = Outcome.failed
+        follow_ups: list[FollowUp] = []
+        token = _follow_ups.set(follow_ups)
         try:
             result = await self._handlers[command.type](command)
             reply = Reply.success(command, result)
@@ -177,7 +210,17 @@ class CommandProcessor:
                 log.exception("handler for %s failed on command %s", command.type, command.command_id)
                 reply = Reply.failure(command, ErrorCode.internal, "The service failed to process this request.")
                 dead_letter_reason = f"handler raised {type(e).__name__}: {e}"
-        return Processed(outcome, command=command, reply=reply, dead_letter_reason=dead_letter_reason)
+        finally:
+            _follow_ups.reset(token)
+        processed = Processed(outcome, command=command, reply=reply, dead_letter_reason=dead_letter_reason)
+        return processed, follow_ups
+
+    async def _follow_up(self, command: Command[Any], follow_ups: list[FollowUp]) -> None:
+        for work in follow_ups:
+            try:
+                await work()
+            except Exception:
+                log.exception("work after the reply to %s %s failed", command.type, command.command_id)
 
     async def _complete(self, command: Command[Any], reply: Reply) -> None:
         try:
