@@ -9,6 +9,7 @@ scans the collection for any other filter), and every `_id` starts with the acco
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -75,14 +76,15 @@ class CallRepository:
 
     async def get(self, account_id: str, call_id: str) -> CallRecord:
         by_id = {"_id": call_key(account_id, call_id)}
-        call = await self._calls.find_one(by_id)
-        end = await self._ends.find_one(by_id)
+        call, end, actions = await asyncio.gather(
+            self._calls.find_one(by_id), self._ends.find_one(by_id), self._actions_of(account_id, call_id)
+        )
         return CallRecord(
             account_id=account_id,
             call_id=call_id,
             call=Call.model_validate(_without_id(call)) if call else None,
             end=CallEnd.model_validate(_without_id(end)) if end else None,
-            actions=await self._actions_of(account_id, call_id),
+            actions=actions,
         )
 
     async def _actions_of(self, account_id: str, call_id: str) -> list[CallAction]:
