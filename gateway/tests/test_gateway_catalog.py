@@ -221,3 +221,23 @@ async def test_unknown_persona_and_timeouts_are_not_cached() -> None:
         with pytest.raises(PersonaNotFound, match="No persona p1."):
             await catalogs.get(CALLER, timeout=1)
     assert missing.calls == 2
+
+
+async def test_a_catalog_near_its_end_is_refetched_in_the_background() -> None:
+    clock = [1000.0]
+    requester = CountingRequester(delay=0.05)
+    catalogs = Catalogs(requester, ttl=10, clock=lambda: clock[0])
+    first = await catalogs.get(CALLER, timeout=2)
+    clock[0] += 5  # half its life: served from the cache, nothing fetched
+    assert await catalogs.get(CALLER, timeout=2) is first and requester.calls == 1
+    clock[0] += 4  # its last fifth: served at once, and fetched again behind the call
+    assert await catalogs.get(CALLER, timeout=2) is first
+    await asyncio.sleep(0.01)
+    assert requester.calls == 2
+    assert await catalogs.get(CALLER, timeout=2) is first  # the refetch under way is not started again
+    await asyncio.sleep(0.01)
+    assert requester.calls == 2
+    await asyncio.sleep(0.1)
+    clock[0] += 2  # past the first catalog's end: the refetched one is served, without waiting
+    refreshed = await catalogs.get(CALLER, timeout=2)
+    assert refreshed is not first and requester.calls == 2

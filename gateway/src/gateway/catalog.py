@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,12 +205,29 @@ class _Cached:
     expires: float
 
 
-class Catalogs:
-    """Per-(account, persona) catalogs fetched from persona-svc with `list_tools`."""
+REFRESH_AHEAD = 0.2
+"""In the last fifth of a catalog's life, a tool call that reads it also starts a refetch in the
+background: a persona in use gets its new catalog before the old one expires, so no call waits for it."""
 
-    def __init__(self, requester: Requester, *, ttl: float, max_entries: int = 50_000) -> None:
+
+class Catalogs:
+    """Per-(account, persona) catalogs fetched from persona-svc with `list_tools`.
+
+    A catalog is reused for `ttl` seconds at most, and forgotten at once when a `persona.updated` or
+    `user.dnd_changed` event of its account arrives.
+    """
+
+    def __init__(
+        self,
+        requester: Requester,
+        *,
+        ttl: float,
+        max_entries: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._requester = requester
         self._ttl = ttl
+        self._clock = clock
         self._max_entries = max_entries
         self._cache: dict[tuple[str, str], _Cached] = {}
         self._fetches: dict[tuple[str, str], asyncio.Task[PersonaCatalog]] = {}
@@ -220,18 +237,26 @@ class Catalogs:
         """The caller's persona catalog; raises PersonaNotFound, or a RequestError from the requester."""
         key = (caller.account_id, caller.persona_id)
         cached = self._cache.get(key)
-        if cached is not None and cached.expires > time.monotonic():
+        now = self._clock()
+        if cached is not None and cached.expires > now:
+            if cached.expires - now < self._ttl * REFRESH_AHEAD:
+                self._start_fetch(key, caller, timeout)
             return cached.catalog
-        fetch = self._fetches.get(key)
-        if fetch is None:
-            fetch = asyncio.create_task(self._fetch(caller, timeout))
-            self._fetches[key] = fetch
-            fetch.add_done_callback(lambda done: self._fetch_done(key, done))
+        fetch = self._start_fetch(key, caller, timeout)
         try:
             async with asyncio.timeout(timeout):
                 return await asyncio.shield(fetch)
         except TimeoutError:
             raise RequestTimeout("no tool list within the deadline") from None
+
+    def _start_fetch(self, key: tuple[str, str], caller: Caller, timeout: float) -> asyncio.Task[PersonaCatalog]:
+        """The fetch of the key's catalog under way, or a new one: one at a time per key."""
+        fetch = self._fetches.get(key)
+        if fetch is None:
+            fetch = asyncio.create_task(self._fetch(caller, timeout))
+            self._fetches[key] = fetch
+            fetch.add_done_callback(lambda done: self._fetch_done(key, done))
+        return fetch
 
     async def _fetch(self, caller: Caller, timeout: float) -> PersonaCatalog:
         generation = self._generation.get(caller.account_id, 0)
@@ -248,7 +273,7 @@ class Catalogs:
         if self._generation.get(caller.account_id, 0) == generation and self._ttl > 0:
             if len(self._cache) >= self._max_entries:
                 self._evict()
-            self._cache[(caller.account_id, caller.persona_id)] = _Cached(catalog, time.monotonic() + self._ttl)
+            self._cache[(caller.account_id, caller.persona_id)] = _Cached(catalog, self._clock() + self._ttl)
         return catalog
 
     def _fetch_done(self, key: tuple[str, str], fetch: asyncio.Task[PersonaCatalog]) -> None:
@@ -270,7 +295,7 @@ class Catalogs:
             self.invalidate(event.account_id)
 
     def _evict(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         for key in [k for k, v in self._cache.items() if v.expires <= now]:
             del self._cache[key]
         while len(self._cache) >= self._max_entries:
