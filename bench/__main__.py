@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import signal
 import time
@@ -251,6 +252,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few seconds per step, to check the harness")
     parser.add_argument("--name", help="results file name (default: quick or full, with the date)")
     parser.add_argument("--skip", action="append", default=[], choices=["era", "saturation", "profile", "scaling"])
+    parser.add_argument("--rates", help="offered rates of the load curve, comma-separated (default: the plan's)")
     parser.add_argument(
         "--shared-servers",
         action="store_true",
@@ -258,6 +260,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
+    if args.rates:
+        plan = dataclasses.replace(plan, rates=tuple(float(r) for r in args.rates.split(",")))
     name = args.name or f"{'quick' if args.quick else 'full'}-{time.strftime('%Y%m%d-%H%M')}"
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:

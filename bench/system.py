@@ -100,6 +100,9 @@ class Servers:
             return
         for pid in self.pids().values():
             _terminate(pid)
+        if os.environ.get("SWITCHBOARD_BENCH_KEEP_STATE"):
+            print(f"bench: servers' state and every process's log kept in {self.state}", flush=True)
+            return
         shutil.rmtree(self.state, ignore_errors=True)
 
 
@@ -153,10 +156,10 @@ class BenchSystem:
     extra: list[Running] = field(default_factory=list)
 
     @classmethod
-    async def start(cls, *, private_servers: bool = True) -> BenchSystem:
+    async def start(cls, *, private_servers: bool = True, extra_env: Mapping[str, str] | None = None) -> BenchSystem:
         servers = Servers.start_private() if private_servers else Servers.shared()
         run_id = uuid4().hex[:10]
-        env = bench_env(run_id, servers.mongo_uri, servers.kafka_bootstrap)
+        env = {**bench_env(run_id, servers.mongo_uri, servers.kafka_bootstrap), **(extra_env or {})}
         bench = cls(run_id, env, System(env, servers.state / "logs" / f"bench-{run_id}"), servers)
         try:
             for spec in ALL:
