@@ -9,6 +9,7 @@ marked done -> the fact is announced.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import TypeVar
@@ -62,10 +63,10 @@ async def transfer_call(
     facts: CallFacts,
     policy: CallPolicy,
 ) -> TransferResult:
-    record = await _known_call(command, calls)
+    record, account_rules = await asyncio.gather(_known_call(command, calls), rules.get(command.account_id))
     _refuse_transfer(record, policy)
     destination = resolve_destination(
-        command.args.destination_number, command.region or policy.default_region, await rules.get(command.account_id)
+        command.args.destination_number, command.region or policy.default_region, account_rules
     )
     action = await _claim(command, calls, record, policy, ActionKind.transfer, _refuse_transfer, destination)
     assert isinstance(action, CallAction)  # _refuse_transfer settles nothing: it refuses or lets the claim go on

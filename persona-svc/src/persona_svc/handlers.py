@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
@@ -40,18 +41,31 @@ DEADLINE_MARGIN = 0.25
 """Seconds kept back from the command's deadline for the reply to travel."""
 
 
+ACCOUNT_NOT_SET_UP = "This account is not set up in Switchboard."
+
+
+def _no_persona(persona_id: str) -> str:
+    return f"No persona {persona_id!r} in this account."
+
+
 async def _account(repos: Repositories, account_id: str) -> Account:
     account = await repos.accounts.get(account_id=account_id)
     if account is None:
-        raise NotFound("This account is not set up in Switchboard.")
+        raise NotFound(ACCOUNT_NOT_SET_UP)
     return account
 
 
-async def _persona(repos: Repositories, account_id: str, persona_id: str) -> Persona:
-    persona = await repos.personas.get(account_id=account_id, persona_id=persona_id)
+async def _account_and_persona(repos: Repositories, command: Command) -> tuple[Account, Persona]:
+    """Both read at once; a missing account is reported before a missing persona."""
+    account, persona = await asyncio.gather(
+        repos.accounts.get(account_id=command.account_id),
+        repos.personas.get(account_id=command.account_id, persona_id=command.persona_id),
+    )
+    if account is None:
+        raise NotFound(ACCOUNT_NOT_SET_UP)
     if persona is None:
-        raise NotFound(f"No persona {persona_id!r} in this account.")
-    return persona
+        raise NotFound(_no_persona(command.persona_id))
+    return account, persona
 
 
 async def _tool(repos: Repositories, command: Command, name: str) -> CustomTool:
@@ -63,8 +77,7 @@ async def _tool(repos: Repositories, command: Command, name: str) -> CustomTool:
 
 
 async def is_office_open(command: Command[IsOfficeOpen], *, repos: Repositories, clock: Clock) -> OfficeStatus:
-    account = await _account(repos, command.account_id)
-    persona = await _persona(repos, command.account_id, command.persona_id)
+    account, persona = await _account_and_persona(repos, command)
     if persona.office_hours is None:
         raise NotFound("No office hours are set for this persona, so it is unknown whether the office is open.")
     return office_status(persona.office_hours, account.zone, clock())
@@ -87,9 +100,9 @@ async def check_user_availability(
 
 
 async def list_tools(command: Command[ListTools], *, repos: Repositories) -> PersonaTools:
-    persona = await _persona(repos, command.account_id, command.persona_id)
-    account = await _account(repos, command.account_id)
-    tools = await repos.tools.of_persona(command.account_id, command.persona_id)
+    (account, persona), tools = await asyncio.gather(
+        _account_and_persona(repos, command), repos.tools.of_persona(command.account_id, command.persona_id)
+    )
     return PersonaTools(
         persona_id=persona.persona_id,
         persona_name=persona.name,
