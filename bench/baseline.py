@@ -30,7 +30,7 @@ from switchboard.contracts import CallContext, CommandType, Contract, ErrorInfo,
 from switchboard.messaging import DomainError, Handler, RequestFailed, RequestTimeout
 from switchboard.messaging.requester import build_command
 from switchboard.mongo import connect
-from switchboard.service import Runtime, ServiceSettings, configure_logging
+from switchboard.service import Runtime, ServiceSettings, configure_logging, run_process
 from switchboard.telemetry import setup_telemetry, shutdown_telemetry
 
 REPLY_TO = "in-process"
@@ -89,7 +89,7 @@ def main() -> None:
     configure_logging(settings.log_level)
     setup_telemetry("switchboard-bench-baseline", settings)
     try:
-        asyncio.run(serve(settings))
+        run_process(serve(settings))
     finally:
         shutdown_telemetry()
 

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings, MissingSecret
-from switchboard.service import configure_logging
+from switchboard.service import configure_logging, run_process
 from switchboard.telemetry import setup_telemetry, shutdown_telemetry
 
 
@@ -69,7 +69,7 @@ def main() -> None:
     setup_telemetry("switchboard-gateway", settings)
     try:
         server = GatewayServer(config)
-        asyncio.run(server.serve())
+        run_process(server.serve())
         if not server.started:
             sys.exit(1)
     finally:
