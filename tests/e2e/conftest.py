@@ -142,7 +142,10 @@ async def start_e2e(
 ) -> AsyncIterator[E2E]:
     """Start the four services and the gateway on free ports, wait until ready, seed the demo account."""
     prefix = f"t{uuid4().hex[:10]}"
-    env = {**isolated_env(infra, prefix), **(extra_env or {})}
+    # The tests of a module share one API key and send tool calls as fast as the system answers;
+    # the per-key rate limit is the security suite's to test (tests/security), not a pace to keep.
+    unlimited = {"SWITCHBOARD_GATEWAY_RATE_LIMIT_PER_SECOND": "10000", "SWITCHBOARD_GATEWAY_RATE_LIMIT_BURST": "10000"}
+    env = {**isolated_env(infra, prefix), **unlimited, **(extra_env or {})}
     system = System(env, log_dir)
     demo_api = seed.DemoApi.start()
     try:
