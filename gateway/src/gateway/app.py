@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.auth import Authenticator
 from gateway.bootstrap import Runtime, bootstrap
@@ -32,13 +33,30 @@ def _version() -> str:
         return "0"
 
 
+class GatewayApp(FastAPI):
+    """FastAPI for health, readiness and the lifespan; the MCP endpoint goes straight to the edge.
+
+    A tool call skips FastAPI's middleware stack, its router and its HTTP metrics (the gateway's own
+    tool metrics and spans cover it): about half a millisecond of CPU per call, which a busy gateway
+    would otherwise spend before it can even refuse a request.
+    """
+
+    mcp: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.mcp is not None and scope["type"] == "http" and scope["path"] == MCP_PATH:
+            await self.mcp(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: GatewaySettings,
     *,
     requester: Requester | None = None,
     keys: ApiKeyStore | None = None,
     events: bool = True,
-) -> FastAPI:
+) -> GatewayApp:
     """The app; real adapters are built for whatever is not passed in. Raises MissingSecret without a pepper."""
     pepper = settings.pepper()
     runtime = bootstrap(settings, requester=requester, keys=keys, events=events)
@@ -76,18 +94,19 @@ def create_app(
                 serving.clear()
         log.info("gateway %s stopped", settings.instance_id)
 
-    app = FastAPI(
+    app = GatewayApp(
         title="switchboard gateway",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
         lifespan=lifespan,
         # The edge starts each tool call's trace itself; FastAPI's own server span would be a
-        # second trace per request, at about the cost of the MCP handling. Its metrics stay.
+        # second trace per request, at about the cost of the MCP handling.
         telemetry={"tracing": False},
     )
     app.state.runtime = runtime
-    app.add_route(MCP_PATH, edge, include_in_schema=False)
+    app.mcp = edge
+    app.add_route(MCP_PATH, edge, include_in_schema=False)  # what FastAPI routes: "/ucp/v2/mcp/" redirects here
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
