@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 
@@ -17,7 +18,7 @@ from fastapi import FastAPI
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings, MissingSecret
-from switchboard.service import configure_logging, run_process
+from switchboard.service import configure_logging, freeze_startup_objects, run_process
 from switchboard.telemetry import setup_telemetry, shutdown_telemetry
 
 
@@ -27,6 +28,10 @@ class GatewayServer(uvicorn.Server):
     uvicorn re-raises the signal after its shutdown, which would end the process before the spans
     of the last requests are exported; like the services, the gateway exits with status 0 instead.
     """
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        freeze_startup_objects()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

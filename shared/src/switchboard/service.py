@@ -16,6 +16,7 @@ service's `__main__` calls.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -236,6 +237,7 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
+        freeze_startup_objects()
         try:
             await stop.wait()
         finally:
@@ -257,10 +259,23 @@ def configure_logging(level: str) -> None:
 T = TypeVar("T")
 
 
+def freeze_startup_objects() -> None:
+    """Once a process has started: collect, then move everything alive to the permanent generation.
+
+    What a process builds at start (modules, models, clients, the app) lives as long as the process.
+    Left in the oldest generation, every full collection walks all of it: 60 to 300 ms with the
+    process stopped, two or three times per process in a 30-second run at 20 calls/s (measured with
+    gc.callbacks); frozen, a full collection took 1 to 3 ms.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def run_process(main: Coroutine[Any, Any, T]) -> T:
     """Run a server process's main coroutine on uvloop, the libuv event loop: the same asyncio API,
     with the loop's own work (scheduling, sockets) in C, which a process whose tool calls are mostly
     Kafka and database round trips spends much of its CPU on."""
+    gc.freeze()  # what the imports built; freeze_startup_objects() adds what starting built
     return uvloop.run(main)
 
 
