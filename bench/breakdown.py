@@ -8,8 +8,9 @@ of each stage of the critical path.
     gateway in      HTTP request received until the command is handed to the producer
     command send    the producer's send_and_wait of the command (until the broker acknowledged it)
     to service      command acknowledged until the service started processing it (the fetch)
-    service         the service's processing of the command (its handler and database calls)
-    database        of which MongoDB commands (sum of their spans)
+    service         the service's processing of the command: its handler and database calls, the
+                    reply's send, and what it does after the reply (announcing facts)
+    database        the service's MongoDB commands (the sum of their spans: concurrent reads add up)
     reply send      the service's send of the reply, until acknowledged
     back            reply acknowledged until the gateway's tool span ended (the gateway's fetch and wake-up)
     gateway out     tool span ended until the HTTP request's span ended (the MCP answer)
@@ -161,7 +162,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"# Stage breakdown `{results['name']}`",
         "",
-        f"{results['per_tool']} calls per tool, one at a time, {results['pause_s'] * 1000:.0f} ms apart; medians in ms.",
+        f"{results['per_tool']} calls per tool, one at a time, {results['pause_s'] * 1000:.0f} ms apart; medians in ms. "
+        "Stages as in `bench/breakdown.py`: `service` includes the reply's send and the work after it, "
+        "`database` sums the service's MongoDB spans (concurrent ones add up).",
         "",
         "| tool | client (system) | client (baseline) | span total | " + " | ".join(STAGES) + " |",
         "|---|" + "---:|" * (3 + len(STAGES)),
