@@ -53,7 +53,7 @@ class ServiceSettings(SwitchboardSettings):
     mongo_database: str = Field(description="The service's own database; no other service reads it.")
     http_host: str = "127.0.0.1"
     http_port: int | None = Field(default=None, description="Port of the service's HTTP API; none when unset.")
-    max_in_flight: int = Field(default=256, ge=1, description="Commands handled concurrently before fetching pauses.")
+    max_in_flight: int = Field(default=256, ge=1, description="Commands handled concurrently; past it the runtime takes no new records until one finishes.")
     session_timeout_ms: int = Field(
         default=10_000, ge=1000, description="Kafka consumer session timeout: how soon a dead replica's partitions move."
     )
