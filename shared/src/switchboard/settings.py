@@ -39,6 +39,16 @@ class SwitchboardSettings(BaseSettings):
         validation_alias="SWITCHBOARD_KAFKA_FETCH_MAX_WAIT_MS",
         description="How long the broker holds an empty fetch of a command or reply consumer (see messaging.kafka.consumer).",
     )
+    kafka_commit_interval_ms: int = Field(
+        default=200,
+        ge=0,
+        le=5_000,
+        validation_alias="SWITCHBOARD_KAFKA_COMMIT_INTERVAL_MS",
+        description=(
+            "How often a command runtime commits the offsets of the commands it answered (0: after every fetch). "
+            "A crash redelivers at most this much; the processed-commands record answers a redelivery."
+        ),
+    )
     log_level: str = Field(default="INFO", validation_alias="SWITCHBOARD_LOG_LEVEL")
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None,

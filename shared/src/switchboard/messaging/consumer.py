@@ -8,7 +8,9 @@
   instead be fetched again only after the fetch in flight returns, up to the fetch wait later.
 - An offset is committed only once every command before it in its partition has been answered
   (the reply acknowledged by the broker), so a crash redelivers, and the processor's idempotency
-  turns the redelivery into the stored reply.
+  turns the redelivery into the stored reply. Commits are batched: at most one every
+  `kafka_commit_interval_ms` while records flow (each is a write to the broker's offsets log), and
+  at once when partitions are revoked or the runtime stops.
 - Poison messages go to `<topic>.dlq` with the reason in a header, and consumption goes on.
 - Trace context is taken from the command's headers and put on the reply's.
 """
@@ -88,6 +90,8 @@ class CommandConsumer:
         self._room = asyncio.Event()
         """Set while fewer than `max_in_flight` commands are being handled."""
         self._room.set()
+        self._commit_interval = settings.kafka_commit_interval_ms / 1000
+        self._last_commit = 0.0
         self.ready = asyncio.Event()
         meter.create_observable_gauge(
             "switchboard.consumer.lag",
@@ -148,7 +152,10 @@ class CommandConsumer:
                 if highwater is not None and records:
                     self._lag[tp] = max(highwater - records[-1].offset - 1, 0)
             self._apply_backpressure()
-            await self._commit()
+            now = time.monotonic()
+            if now - self._last_commit >= self._commit_interval:
+                self._last_commit = now
+                await self._commit()
 
     def _dispatch(self, tp: TopicPartition, record: ConsumerRecord) -> None:
         partition = self._partitions[tp]
