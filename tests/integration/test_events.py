@@ -46,3 +46,47 @@ async def test_every_groupless_reader_sees_every_event_and_skips_unknown_ones(se
             await reader.stop()
     for events in seen:
         assert sorted(e.account_id for e in events) == [f"a{i}" for i in range(5)]
+
+
+async def test_a_group_reader_skips_the_events_its_own_service_published_and_commits_the_rest(settings) -> None:
+    seen: list[Contract] = []
+
+    async def handle(event: Contract) -> None:
+        seen.append(event)
+
+    group = f"skip-{datetime.now(UTC).timestamp()}"
+    reader = EventConsumer(
+        settings, Topic.persona_events, [PersonaUpdated], handle, group_id=group, client_id="own", skip_producer="persona"
+    )
+    await reader.start()
+    producer = kafka.producer(settings, client_id="events-test")
+    await producer.start()
+    try:
+        own = KafkaEventPublisher(settings, producer, source="persona")
+        other = KafkaEventPublisher(settings, producer)
+        now = datetime.now(UTC)
+        await own.publish(Topic.persona_events, PersonaUpdated(account_id="mine", persona_id="p", updated_at=now), key="k")
+        await other.publish(Topic.persona_events, PersonaUpdated(account_id="theirs", persona_id="p", updated_at=now), key="k")
+        for _ in range(250):
+            if seen:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+    finally:
+        await producer.stop()
+        await reader.stop()
+    assert [e.account_id for e in seen] == ["theirs"]
+
+    # Stopping committed what was read, own events included: a new reader of the group starts after them.
+    again: list[Contract] = []
+
+    async def handle_again(event: Contract) -> None:
+        again.append(event)
+
+    second = EventConsumer(settings, Topic.persona_events, [PersonaUpdated], handle_again, group_id=group, client_id="own2")
+    await second.start()
+    try:
+        await asyncio.sleep(1.0)
+    finally:
+        await second.stop()
+    assert again == []

@@ -97,6 +97,8 @@ class CallControl:
             on_event,
             group_id=EVENT_GROUP,
             client_id=f"{NAME}-{runtime.settings.instance_id}",
+            # What call control announces (transfers, hang-ups, ends the PBX reported) it recorded first.
+            skip_producer=NAME,
         )
         return [a.telephony, reader]
 

@@ -158,7 +158,7 @@ class Service:
             await ensure_event_topics(settings, *self._event_topics)
         self._producer = kafka.producer(settings, client_id=f"{self.name}-{settings.instance_id}")
         await self._producer.start()
-        self.runtime = Runtime(settings, db, KafkaEventPublisher(settings, self._producer), self._producer)
+        self.runtime = Runtime(settings, db, KafkaEventPublisher(settings, self._producer, source=self.name), self._producer)
 
         handlers = self._bootstrap(self.runtime)
         expected = set(operations_of(self._topic))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
@@ -35,13 +36,18 @@ class EventPublisher(Protocol):
     async def publish(self, topic: Topic, event: Contract, *, key: str) -> None: ...
 
 
+PRODUCER_HEADER = "producer"
+"""Names the service that published an event, so that its own readers can skip what it already applied."""
+
+
 class KafkaEventPublisher:
-    def __init__(self, settings: SwitchboardSettings, producer: AIOKafkaProducer) -> None:
+    def __init__(self, settings: SwitchboardSettings, producer: AIOKafkaProducer, *, source: str | None = None) -> None:
         self._settings = settings
         self._producer = producer
+        self._source = [(PRODUCER_HEADER, source.encode())] if source else []
 
     async def publish(self, topic: Topic, event: Contract, *, key: str) -> None:
-        headers = inject_headers([("event", str(getattr(event, "event", type(event).__name__)).encode())])
+        headers = inject_headers([("event", str(getattr(event, "event", type(event).__name__)).encode()), *self._source])
         await self._producer.send_and_wait(
             self._settings.topic(topic), event.model_dump_json().encode(), key=key.encode(), headers=headers
         )
@@ -80,9 +86,13 @@ def decode_event(value: bytes, models: Sequence[type[Contract]]) -> Contract | N
 class EventConsumer:
     """Reads one events topic and calls `handler` for each event it understands, in order.
 
-    With a `group_id`, replicas share the work (each event handled once in the group); without one,
-    this instance reads every partition from the end (each replica sees every event: cache
-    invalidation).
+    With a `group_id`, replicas share the work (each event handled once in the group) and offsets
+    are committed at most every `kafka_commit_interval_ms` (and on stop: the handlers are
+    idempotent, so a crash or a rebalance only repeats a few); without one, this instance reads
+    every partition from the end (each replica sees every event: cache invalidation).
+
+    `skip_producer` names a service whose own events this reader passes over: a service that
+    applied a fact before announcing it need not apply it again when it reads it back.
     """
 
     def __init__(
@@ -94,8 +104,13 @@ class EventConsumer:
         *,
         group_id: str | None,
         client_id: str,
+        skip_producer: str | None = None,
     ) -> None:
         self._settings = settings
+        self._skip = (PRODUCER_HEADER, skip_producer.encode()) if skip_producer else None
+        self._commit_interval = settings.kafka_commit_interval_ms / 1000
+        self._last_commit = 0.0
+        self._uncommitted: dict[TopicPartition, int] = {}
         self._topic = settings.topic(topic)
         self._models = models
         self._handler = handler
@@ -132,7 +147,18 @@ class EventConsumer:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self._consumer:
+            await self._commit()
             await self._consumer.stop()
+
+    async def _commit(self) -> None:
+        assert self._consumer is not None
+        if not self._uncommitted:
+            return
+        offsets, self._uncommitted = self._uncommitted, {}
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as e:
+            log.warning("event commit failed: %s", e)
 
     async def _run(self) -> None:
         assert self._consumer is not None
@@ -145,6 +171,8 @@ class EventConsumer:
                 continue
             for tp, records in batches.items():
                 for record in records:
+                    if self._skip is not None and self._skip in (record.headers or ()):
+                        continue
                     event = decode_event(record.value, self._models)
                     if event is None:
                         log.info("skipped an event on %s that this reader does not know", self._topic)
@@ -157,7 +185,8 @@ class EventConsumer:
                         except Exception:
                             log.exception("event handler failed on %s offset %s", tp, record.offset)
                 if self._group_id and records:
-                    try:
-                        await self._consumer.commit({tp: records[-1].offset + 1})
-                    except KafkaError as e:
-                        log.warning("event commit failed: %s", e)
+                    self._uncommitted[tp] = records[-1].offset + 1
+            now = time.monotonic()
+            if self._uncommitted and now - self._last_commit >= self._commit_interval:
+                self._last_commit = now
+                await self._commit()
