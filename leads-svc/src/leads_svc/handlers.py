@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from leads_svc.model import identify_caller, match_key, new_case, new_id, new_lead, new_outbox_entry, now_ms
 from leads_svc.outbox import LeadEvents
 from leads_svc.repository import Cases, Leads
@@ -16,7 +18,8 @@ async def create_lead(command: Command[CreateLead], *, leads: Leads, cases: Case
     """Adds a case to the caller's lead, creating the lead on the caller's first call.
 
     The lead key insert decides which of concurrent first calls names the lead; the case key insert,
-    keyed by the command id, makes a redelivery find the case it already added. The outbox entry is
+    keyed by the command id, makes a redelivery find the case it already added. The two keys are
+    independent and claimed at once. The outbox entry is
     recorded before the lead and case are written, so no event is lost to a crash in between; the
     events go out after the reply (the relay sends them if this process stops first). The
     answer is rebuilt from the stored documents, so a repeat of a command answers what its first run
@@ -33,15 +36,19 @@ async def create_lead(command: Command[CreateLead], *, leads: Leads, cases: Case
     created_at = now_ms()
 
     new_lead_id = new_id()
-    lead_id = await leads.claim(command.account_id, match_key(caller, command.command_id), new_lead_id)
-    case_id = await cases.claim(command.account_id, command.command_id, new_id())
+    lead_id, case_id = await asyncio.gather(
+        leads.claim(command.account_id, match_key(caller, command.command_id), new_lead_id),
+        cases.claim(command.account_id, command.command_id, new_id()),
+    )
     entry = new_outbox_entry(command, lead_id, case_id)
-    recorded = await events.expect(entry)
 
     # A key another command claimed has its lead, unless that command stopped between its inserts:
     # then this command writes the lead, under the id the key names. The lead is written before the
     # case, so a case never names a lead that is not there.
-    lead = await leads.get(command.account_id, lead_id) if lead_id != new_lead_id else None
+    if lead_id == new_lead_id:
+        recorded, lead = await events.expect(entry), None
+    else:
+        recorded, lead = await asyncio.gather(events.expect(entry), leads.get(command.account_id, lead_id))
     lead_inserted = False
     if lead is None:
         _in_time(command)
