@@ -10,7 +10,17 @@ from pymongo.errors import OperationFailure
 from switchboard.contracts import CallContext, Command, CommandType, ErrorCode, Topic
 from switchboard.contracts.leads import CreateLead, LeadCreated
 from switchboard.contracts.persona import Availability, CheckUserAvailability
-from switchboard.messaging import CommandProcessor, NotFound, Outcome, RequestFailed, RequestTimeout, after_reply
+from switchboard.contracts.call_control import HangupCall, HangupResult
+from switchboard.messaging import (
+    CommandProcessor,
+    NotFound,
+    Outcome,
+    Refused,
+    RequestFailed,
+    RequestTimeout,
+    after_reply,
+    claimed,
+)
 from switchboard.messaging.idempotency import InMemoryProcessedCommands
 from switchboard.messaging.memory import InMemoryBus
 
@@ -259,3 +269,98 @@ async def test_a_command_that_reads_only_keeps_no_record_and_is_answered_afresh_
     assert (first.outcome, second.outcome) == (Outcome.handled, Outcome.handled)
     assert [p.reply.result["available"] for p in (first, second) if p.reply and p.reply.result] == [True, False]
     assert CountingClaims.claims == 0
+
+
+class Hangups:
+    """A handler of an operation that claims while reading (hangup_call): it reads, then awaits
+    `claimed()` before its write."""
+
+    def __init__(self, *, refuse: bool = False) -> None:
+        self.reads = 0
+        self.writes = 0
+        self.refuse = refuse
+
+    async def hangup(self, command: Command[HangupCall]) -> HangupResult:
+        self.reads += 1
+        await asyncio.sleep(0.01)
+        if self.refuse:
+            raise Refused("The call has already ended.")
+        await claimed()
+        self.writes += 1
+        await after_reply(self.announce)
+        return HangupResult(ended=True, already_ended=False, message="The call was hung up.")
+
+    announced = 0
+
+    async def announce(self) -> None:
+        self.announced += 1
+
+
+def hangup_command(timeout: float = 2.0) -> Command[HangupCall]:
+    return Command[HangupCall].build(
+        CommandType.hangup_call, CONTEXT, HangupCall(), timeout=timedelta(seconds=timeout), reply_to="replies"
+    )
+
+
+class GatedClaims(InMemoryProcessedCommands):
+    """Claims that count themselves; with `until`, a claim finishes only once that event is set."""
+
+    def __init__(self, delay: float = 0.0, until: asyncio.Event | None = None) -> None:
+        super().__init__()
+        self.delay = delay
+        self.until = until
+        self.claims = 0
+
+    async def claim(self, command: Command) -> object:
+        self.claims += 1
+        await asyncio.sleep(self.delay)
+        if self.until is not None:
+            await self.until.wait()
+        return await super().claim(command)
+
+
+async def test_a_handler_that_claims_while_reading_reads_during_the_claim_and_writes_after_it() -> None:
+    read = asyncio.Event()
+    claims = GatedClaims(until=read)  # the claim finishes only after the handler has read
+    hangups = Hangups()
+
+    async def hangup(command: Command[HangupCall]) -> HangupResult:
+        read.set()
+        return await hangups.hangup(command)
+
+    processor = CommandProcessor("call-control", {CommandType.hangup_call: hangup}, claims)
+    value = hangup_command().model_dump_json().encode()
+    async with asyncio.timeout(2):
+        first = await processor.process(value)
+    assert first.outcome is Outcome.handled and hangups.writes == 1 and hangups.announced == 1
+
+    # Redelivered twice: the handler may read again, but it stops at the claim; the stored reply answers.
+    second, third = await processor.process(value), await processor.process(value)
+    assert (second.outcome, third.outcome) == (Outcome.duplicate, Outcome.duplicate)
+    assert second.reply == first.reply == third.reply
+    assert hangups.writes == 1 and hangups.announced == 1 and claims.claims == 3
+
+
+async def test_an_answer_given_from_reads_alone_is_stored_and_a_redelivery_gets_it() -> None:
+    hangups = Hangups(refuse=True)
+    processor = CommandProcessor("call-control", {CommandType.hangup_call: hangups.hangup}, InMemoryProcessedCommands())
+    value = hangup_command().model_dump_json().encode()
+    first = await processor.process(value)
+    hangups.refuse = False  # the data changed meanwhile: the redelivery still answers what the first run did
+    second = await processor.process(value)
+    assert first.reply is not None and first.reply.error is not None and first.reply.error.code is ErrorCode.refused
+    assert second.outcome is Outcome.duplicate and second.reply == first.reply
+    assert hangups.writes == 0
+
+
+async def test_a_claim_that_takes_the_rest_of_the_time_stops_the_handler_before_its_write() -> None:
+    hangups = Hangups()
+    processor = CommandProcessor("call-control", {CommandType.hangup_call: hangups.hangup}, GatedClaims(delay=0.15))
+    processed = await processor.process(hangup_command(timeout=0.1).model_dump_json().encode())
+    assert hangups.writes == 0 and hangups.announced == 0
+    assert processed.reply is not None and processed.reply.error is not None
+    assert processed.reply.error.code is ErrorCode.unavailable
+
+
+async def test_claimed_outside_a_claiming_command_returns_at_once() -> None:
+    await claimed()

@@ -25,7 +25,7 @@ from switchboard.contracts.call_control import (
     TransferCall,
     TransferResult,
 )
-from switchboard.messaging import Conflict, DomainError, NotFound, Refused, Unavailable
+from switchboard.messaging import Conflict, DomainError, NotFound, Refused, Unavailable, claimed
 from switchboard.phone import mask
 
 from call_control_svc.destinations import resolve_destination
@@ -236,6 +236,7 @@ async def _claim(
             destination=destination,
             target=getattr(command.args, "target", None),
         )
+        await claimed()
         if await calls.claim(action) is None:
             return action
         record = await calls.get(command.account_id, command.call_id)

@@ -13,10 +13,11 @@ from switchboard.messaging.errors import (
     StoreUnavailable,
     Unavailable,
 )
-from switchboard.messaging.processor import CommandProcessor, Handler, Outcome, Processed, after_reply
+from switchboard.messaging.processor import ClaimLost, CommandProcessor, Handler, Outcome, Processed, after_reply, claimed
 
 __all__ = [
     "Busy",
+    "ClaimLost",
     "CommandProcessor",
     "Conflict",
     "DomainError",
@@ -32,4 +33,5 @@ __all__ = [
     "StoreUnavailable",
     "Unavailable",
     "after_reply",
+    "claimed",
 ]

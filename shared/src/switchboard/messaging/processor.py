@@ -13,6 +13,11 @@ returns once both are done, so the driver commits the offset after the reply is 
 
 Work a handler hands to `after_reply` (announcing the facts it stored) runs once the reply is sent,
 still inside `process`, so the caller does not wait for it and the offset is committed after it.
+
+An operation that `claims_while_reading` has its handler started while its command id is being
+claimed: the handler reads, then awaits `claimed()` before its first write. If the claim was lost
+(a redelivery), the handler stops there, or its read-only answer is thrown away, and the stored
+reply is the answer, exactly as if the claim had come first.
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from switchboard.contracts import OPERATIONS, Command, CommandType, Contract, ErrorCode, Reply, utcnow
-from switchboard.messaging.errors import DomainError, StoreUnavailable
-from switchboard.messaging.idempotency import ProcessedCommands, wait_for_reply
+from switchboard.messaging.errors import DomainError, StoreUnavailable, Unavailable
+from switchboard.messaging.idempotency import ProcessedCommands, StoredCommand, wait_for_reply
 from switchboard.mongo import store_failed
 
 log = logging.getLogger(__name__)
@@ -56,6 +61,33 @@ async def after_reply(work: FollowUp) -> None:
         await work()
     else:
         pending.append(work)
+
+
+class ClaimLost(Exception):
+    """Raised by `claimed()` when another delivery of the command holds its claim."""
+
+
+_claims: ContextVar[tuple[Command[Any], asyncio.Future[StoredCommand | None]] | None] = ContextVar(
+    "switchboard_claim", default=None
+)
+
+
+async def claimed() -> None:
+    """Return once this command is claimed; call it before a handler's first write.
+
+    Only operations that `claims_while_reading` are started before their claim; for every other
+    command, and outside a command runtime, this returns at once. Raises `ClaimLost` when another
+    delivery holds the claim, the store's error when the claim could not be made, and `Unavailable`
+    when claiming took the rest of the command's time (nothing may be done after its deadline).
+    """
+    pending = _claims.get()
+    if pending is None:
+        return
+    command, claim = pending
+    if await asyncio.shield(claim) is not None:
+        raise ClaimLost()
+    if command.expired():
+        raise Unavailable(OUT_OF_TIME_MESSAGE)
 
 
 UNAVAILABLE_MESSAGE = "The service is temporarily unavailable; try again in a moment."
@@ -157,7 +189,18 @@ class CommandProcessor:
                 await send(processed)
             await self._follow_up(command, follow_ups)
             return processed
-        stored = await self._processed.claim(command)
+        if OPERATIONS[command.type].claims_while_reading:
+            claim = asyncio.ensure_future(self._processed.claim(command))
+            try:
+                processed, follow_ups = await self._run(command, claim=claim)
+            except BaseException:
+                claim.cancel()
+                raise
+            stored = await claim  # the store's error, if any, makes `process` start over
+            if stored is None:
+                return await self._answer(command, processed, follow_ups, send)
+        else:
+            stored = await self._processed.claim(command)
         if stored is not None and stored.account_id not in (None, command.account_id):
             log.warning("command id %s reused by another account; refused", command.command_id)
             return Processed(
@@ -180,6 +223,12 @@ class CommandProcessor:
             await self._complete(command, reply)
             return Processed(Outcome.expired, command=command, reply=reply)
         processed, follow_ups = await self._run(command)
+        return await self._answer(command, processed, follow_ups, send)
+
+    async def _answer(
+        self, command: Command[Any], processed: Processed, follow_ups: list[FollowUp], send: ReplySender | None
+    ) -> Processed:
+        """Store the reply of a command this caller claimed, send it, then do the work left for after it."""
         assert processed.reply is not None
         if send is None or not command.reply_to:
             await self._complete(command, processed.reply)
@@ -189,19 +238,24 @@ class CommandProcessor:
         await self._follow_up(command, follow_ups)
         return processed
 
-    async def _run(self, command: Command[Any]) -> tuple[Processed, list[FollowUp]]:
+    async def _run(
+        self, command: Command[Any], *, claim: asyncio.Future[StoredCommand | None] | None = None
+    ) -> tuple[Processed, list[FollowUp]]:
         """The handler's answer as a reply (its result, its domain error, or a failure), and the work
-        it left for after the reply."""
+        it left for after the reply. With `claim`, the handler runs while the command is claimed."""
         dead_letter_reason = None
         outcome = Outcome.failed
         follow_ups: list[FollowUp] = []
         token = _follow_ups.set(follow_ups)
+        claim_token = _claims.set((command, claim) if claim is not None else None)
         try:
             result = await self._handlers[command.type](command)
             reply = Reply.success(command, result)
             outcome = Outcome.handled
         except DomainError as e:
             reply = Reply.failure(command, e.code, e.message)
+        except ClaimLost:
+            return Processed(Outcome.duplicate, command=command), []
         except Exception as e:
             if isinstance(e, StoreUnavailable) or store_failed(e):
                 log.warning("%s failed on its store: %s", command.type, e)
@@ -212,6 +266,7 @@ class CommandProcessor:
                 dead_letter_reason = f"handler raised {type(e).__name__}: {e}"
         finally:
             _follow_ups.reset(token)
+            _claims.reset(claim_token)
         processed = Processed(outcome, command=command, reply=reply, dead_letter_reason=dead_letter_reason)
         return processed, follow_ups
 
