@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from switchboard.contracts import Topic
-from switchboard.contracts.persona import PersonaUpdated, UserDndChanged
+from switchboard.contracts.persona import PersonaUpdated, QueueUpdated, UserDndChanged, UserUpdated
 from switchboard.messaging.events import RecordingEventPublisher
 
 from persona_svc.api import admin_router
@@ -155,6 +155,7 @@ async def test_children_need_their_parent(api) -> None:
 async def test_office_hours_holidays_and_special_hours(api) -> None:
     http, events, _ = api
     await seed(http)
+    seeded = len(events.published)
     base = "/admin/v1/accounts/acme/personas/front/office-hours"
     assert (await http.get(base)).status_code == 404
     week = {"weekly": {"monday": [{"start": "09:00", "end": "17:00"}], "friday": [{"start": "22:00", "end": "02:00"}]}}
@@ -173,7 +174,8 @@ async def test_office_hours_holidays_and_special_hours(api) -> None:
     assert (await http.delete(base + "/holidays/2026-12-24")).status_code == 200
     persona = (await http.get("/admin/v1/accounts/acme/personas/front")).json()
     assert persona["office_hours"]["holidays"] == [{"date": "2026-12-25", "name": "Christmas Day"}]
-    assert all(isinstance(e, PersonaUpdated) and e.persona_id in (None, "front") for _, _, e in events.published)
+    changes = events.published[seeded:]
+    assert changes and all(isinstance(e, PersonaUpdated) and e.persona_id == "front" for _, _, e in changes)
 
 
 @pytest.mark.parametrize(
@@ -213,8 +215,28 @@ async def test_users_numbers_are_normalised_and_dnd_is_kept_across_a_replace(api
         "2026-03-09T15:30:00Z",
         None,
     )
+    assert events.published[-1] == (
+        Topic.persona_events,
+        "acme",
+        UserUpdated(account_id="acme", user_id="ann", updated_at=NOW),
+    )
     off = await http.put("/admin/v1/accounts/acme/users/ann/dnd", json={"dnd": False})
     assert (off.json()["dnd"], off.json()["dnd_until"]) == (False, None)
+
+
+async def test_every_change_of_users_and_queues_is_announced(api) -> None:
+    http, events, _ = api
+    await seed(http)
+    assert [e for _, _, e in events.published[-2:]] == [
+        UserUpdated(account_id="acme", user_id="ann", updated_at=NOW),
+        QueueUpdated(account_id="acme", queue_id="sales", updated_at=NOW),
+    ]
+    assert (await http.delete("/admin/v1/accounts/acme/users/ann")).status_code == 204
+    assert (await http.delete("/admin/v1/accounts/acme/queues/sales")).status_code == 204
+    assert events.published[-2:] == [
+        (Topic.persona_events, "acme", UserUpdated(account_id="acme", user_id="ann", updated_at=NOW)),
+        (Topic.persona_events, "acme", QueueUpdated(account_id="acme", queue_id="sales", updated_at=NOW)),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,11 @@
 
 Every resource is created or replaced by `PUT` on its id, so a seeding script can run twice.
 `PUT` answers 201 when it created the resource and 200 when it replaced it. Bodies are validated
-before anything is written: a bad value is a 422 whose `detail[].loc` names the field. Changes
-that alter what the gateway lists for a persona publish `persona.updated`; DND changes publish
-`user.dnd_changed`. If an event cannot be published the change is kept and the answer is 503:
-repeating the same request publishes it again.
+before anything is written: a bad value is a 422 whose `detail[].loc` names the field. Every
+change publishes an event on `persona.events`: `persona.updated` for accounts, personas, office
+hours and tools (what the gateway lists), `user.dnd_changed` for DND, `user.updated` and
+`queue.updated` for the rest of users and queues. If an event cannot be published the change is
+kept and the answer is 503: repeating the same request publishes it again.
 
 Secret header values of API Request tools are write-only: they are shown as null, and a PUT that
 sends null for a secret header keeps the stored value.
@@ -24,7 +25,7 @@ from pydantic import AwareDatetime, Field, SecretStr
 from switchboard.admin import require_admin
 from switchboard.contracts import Contract, Topic
 from switchboard.contracts.envelope import IDENTIFIER
-from switchboard.contracts.persona import PersonaUpdated, UserDndChanged
+from switchboard.contracts.persona import PersonaUpdated, QueueUpdated, UserDndChanged, UserUpdated
 from switchboard.messaging.events import EventPublisher
 from switchboard.phone import InvalidPhoneNumber, to_e164
 
@@ -121,11 +122,17 @@ def admin_router(repos: Repositories, events: EventPublisher, *, token: SecretSt
             log.exception("could not publish %s for account %s", type(event).__name__, account_id)
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE,
-                detail="The change was saved but could not be announced to the gateway; repeat the request.",
+                detail="The change was saved but could not be announced; repeat the request.",
             ) from None
 
     async def persona_changed(account_id: str, persona_id: str | None) -> None:
         await announce(account_id, PersonaUpdated(account_id=account_id, persona_id=persona_id, updated_at=clock()))
+
+    async def user_changed(account_id: str, user_id: str) -> None:
+        await announce(account_id, UserUpdated(account_id=account_id, user_id=user_id, updated_at=clock()))
+
+    async def queue_changed(account_id: str, queue_id: str) -> None:
+        await announce(account_id, QueueUpdated(account_id=account_id, queue_id=queue_id, updated_at=clock()))
 
     async def account_of(account_id: str) -> Account:
         account = await repos.accounts.get(account_id=account_id)
@@ -375,6 +382,7 @@ def admin_router(repos: Repositories, events: EventPublisher, *, token: SecretSt
         dnd = {"dnd": existing.dnd, "dnd_until": existing.dnd_until} if existing else {}
         user = User(**destination(body, account), **dnd, account_id=account_id, user_id=user_id, updated_at=clock())
         _created(response, await repos.users.put(user))
+        await user_changed(account_id, user_id)
         return user
 
     @router.put("/accounts/{account_id}/users/{user_id}/dnd", response_model=User, responses={404: {}})
@@ -399,6 +407,7 @@ def admin_router(repos: Repositories, events: EventPublisher, *, token: SecretSt
             names = ", ".join(sorted(f"{t.persona_id}/{t.name}" for t in using))
             raise conflict(f"User {user_id!r} is the target of transfer tools ({names}); change or delete them first.")
         await repos.users.delete(account_id=account_id, user_id=user_id)
+        await user_changed(account_id, user_id)
 
     # Queues
 
@@ -419,6 +428,7 @@ def admin_router(repos: Repositories, events: EventPublisher, *, token: SecretSt
         account = await account_of(account_id)
         queue = Queue(**destination(body, account), account_id=account_id, queue_id=queue_id, updated_at=clock())
         _created(response, await repos.queues.put(queue))
+        await queue_changed(account_id, queue_id)
         return queue
 
     @router.delete("/accounts/{account_id}/queues/{queue_id}", status_code=204, responses={404: {}, 409: {}})
@@ -431,5 +441,6 @@ def admin_router(repos: Repositories, events: EventPublisher, *, token: SecretSt
                 f"Queue {queue_id!r} is the target of transfer tools ({names}); change or delete them first."
             )
         await repos.queues.delete(account_id=account_id, queue_id=queue_id)
+        await queue_changed(account_id, queue_id)
 
     return router

@@ -143,3 +143,25 @@ class UserDndChanged(Contract):
     dnd: bool
     dnd_until: AwareDatetime | None = None
     changed_at: AwareDatetime
+
+
+class UserUpdated(Contract):
+    """A user was created, replaced or deleted: what was read of it before may be out of date."""
+
+    event: Literal["user.updated"] = "user.updated"
+    account_id: str
+    user_id: str
+    updated_at: AwareDatetime
+
+
+class QueueUpdated(Contract):
+    """A queue was created, replaced or deleted: what was read of it before may be out of date."""
+
+    event: Literal["queue.updated"] = "queue.updated"
+    account_id: str
+    queue_id: str
+    updated_at: AwareDatetime
+
+
+PERSONA_EVENTS: tuple[type[Contract], ...] = (PersonaUpdated, UserDndChanged, UserUpdated, QueueUpdated)
+"""Every event persona-svc publishes on `Topic.persona_events`, keyed by the account id."""
