@@ -29,6 +29,7 @@ from switchboard.messaging.memory import InMemoryBus
 from switchboard.messaging.requester import build_command
 
 from persona_svc.bootstrap import command_handlers
+from persona_svc.cache import ReadCache, cached_repositories
 from persona_svc.egress import EgressPolicy
 from persona_svc.model import (
     Account,
@@ -144,18 +145,21 @@ async def seed(repos: Repositories) -> None:
     )
 
 
-@pytest.fixture
-async def env():
+@pytest.fixture(params=["database", "cache"])
+async def env(request):
+    """Every test twice: on the stores, and through the read cache the service puts before them
+    (whose own writes drop what it cached, as the admin API's do)."""
     repos = memory_repositories()
     await seed(repos)
     egress = FakeEgress()
     clock = lambda: NOW  # noqa: E731
+    read = repos if request.param == "database" else cached_repositories(repos, ReadCache(60, 100))
     bus = InMemoryBus()
     bus.register(
         Topic.persona_commands,
-        CommandProcessor("persona", command_handlers(repos, egress, clock), InMemoryProcessedCommands()),
+        CommandProcessor("persona", command_handlers(read, egress, clock), InMemoryProcessedCommands()),
     )
-    return bus, repos, egress
+    return bus, read, egress
 
 
 async def ask(bus: InMemoryBus, type: CommandType, args, context: CallContext = CONTEXT, timeout: float = 5):

@@ -29,6 +29,7 @@ from switchboard.contracts.persona import PersonaUpdated, QueueUpdated, UserDndC
 from switchboard.messaging.events import EventPublisher
 from switchboard.phone import InvalidPhoneNumber, to_e164
 
+from persona_svc.cache import ReadCache
 from persona_svc.model import (
     Account,
     AccountFields,
@@ -112,10 +113,21 @@ def _view(tool: CustomTool) -> ToolView:
     )
 
 
-def admin_router(repos: Repositories, events: EventPublisher, *, token: SecretStr | None, clock: Clock) -> APIRouter:
+def admin_router(
+    repos: Repositories,
+    events: EventPublisher,
+    *,
+    token: SecretStr | None,
+    clock: Clock,
+    cache: ReadCache | None = None,
+) -> APIRouter:
+    """`cache` is this replica's read cache of the command handlers: a change drops its account there
+    before it is announced, so this replica answers with the change at once."""
     router = APIRouter(prefix="/admin/v1", dependencies=[require_admin(token)], tags=["admin"])
 
     async def announce(account_id: str, event: Contract) -> None:
+        if cache is not None:
+            cache.forget_account(account_id)
         try:
             await events.publish(Topic.persona_events, event, key=account_id)
         except Exception:

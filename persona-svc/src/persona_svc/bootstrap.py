@@ -1,8 +1,14 @@
-"""The only place persona-svc's adapters are built and its handlers bound to them."""
+"""The only place persona-svc's adapters are built and its handlers bound to them.
+
+`Wiring` builds them once per runtime and hands the same read cache to the command handlers (which
+read through it), the admin API (which drops an account from it on every change) and the reader of
+`persona.events` (which drops what other replicas changed).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 
 from fastapi import APIRouter, FastAPI, Request
@@ -11,11 +17,14 @@ from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure
 
 from switchboard.contracts import CommandType, Topic, utcnow
+from switchboard.contracts.persona import PERSONA_EVENTS
 from switchboard.messaging import Handler
-from switchboard.service import Runtime, Service
+from switchboard.messaging.events import EventConsumer
+from switchboard.service import Component, Runtime, Service
 
 from persona_svc import handlers
 from persona_svc.api import admin_router
+from persona_svc.cache import Invalidation, ReadCache, cached_repositories
 from persona_svc.egress import EgressClient, EgressGuard, Resolver, system_resolver
 from persona_svc.handlers import Clock
 from persona_svc.repository import Repositories, create_indexes, mongo_repositories
@@ -45,15 +54,59 @@ def command_handlers(repos: Repositories, egress: EgressClient, clock: Clock = u
     }
 
 
+@dataclass(frozen=True)
+class Adapters:
+    settings: PersonaSettings
+    repos: Repositories
+    cache: ReadCache
+    egress: EgressClient
+
+
+class Wiring:
+    def __init__(self, *, resolver: Resolver = system_resolver) -> None:
+        self._resolver = resolver
+        self._built: tuple[Runtime, Adapters] | None = None
+
+    def adapters(self, runtime: Runtime) -> Adapters:
+        if self._built is None or self._built[0] is not runtime:
+            self._built = (runtime, self._build(runtime))
+        return self._built[1]
+
+    def _build(self, runtime: Runtime) -> Adapters:
+        settings = runtime.settings
+        assert isinstance(settings, PersonaSettings)
+        return Adapters(
+            settings=settings,
+            repos=mongo_repositories(runtime.db),
+            cache=ReadCache(settings.cache_ttl_seconds, settings.cache_max_entries),
+            egress=egress_client(settings, resolver=self._resolver),
+        )
+
+    def bootstrap(self, runtime: Runtime) -> Mapping[CommandType, Handler]:
+        a = self.adapters(runtime)
+        return command_handlers(cached_repositories(a.repos, a.cache), a.egress)
+
+    def routers(self, runtime: Runtime) -> Sequence[APIRouter]:
+        a = self.adapters(runtime)
+        return [admin_router(a.repos, runtime.events, token=a.settings.admin_token, clock=utcnow, cache=a.cache)]
+
+    def background(self, runtime: Runtime) -> Sequence[Component]:
+        a = self.adapters(runtime)
+        reader = EventConsumer(
+            a.settings,
+            Topic.persona_events,
+            PERSONA_EVENTS,
+            a.cache.on_event,
+            group_id=None,
+            client_id=f"{NAME}-cache-{a.settings.instance_id}",
+        )
+        return [Invalidation(reader, a.cache)]
+
+
 def bootstrap(runtime: Runtime, *, resolver: Resolver = system_resolver) -> Mapping[CommandType, Handler]:
-    settings = runtime.settings
-    assert isinstance(settings, PersonaSettings)
-    return command_handlers(mongo_repositories(runtime.db), egress_client(settings, resolver=resolver))
-
-
-def routers(runtime: Runtime) -> Sequence[APIRouter]:
-    repos = mongo_repositories(runtime.db)
-    return [admin_router(repos, runtime.events, token=runtime.settings.admin_token, clock=utcnow)]
+    """The command handlers alone, without the admin API or the reader of `persona.events` (the
+    single-process baseline): a change made elsewhere reaches them when their cached reads expire."""
+    return Wiring(resolver=resolver).bootstrap(runtime)
 
 
 async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -72,15 +125,17 @@ def configure_app(app: FastAPI) -> None:
     app.add_api_route(OPENAPI_PATH, lambda: JSONResponse(app.openapi()), methods=["GET"], include_in_schema=False)
 
 
-def build_service(settings: PersonaSettings, *, resolver: Resolver = system_resolver) -> Service:
+def build_service(settings: PersonaSettings, *, wiring: Wiring | None = None) -> Service:
+    wiring = wiring or Wiring()
     service = Service(
         NAME,
         settings,
         topic=Topic.persona_commands,
         indexes=[],
-        bootstrap=partial(bootstrap, resolver=resolver),
+        bootstrap=wiring.bootstrap,
         event_topics=[Topic.persona_events],
-        routers=routers,
+        routers=wiring.routers,
+        background=wiring.background,
         on_start=lambda runtime: create_indexes(runtime.db),
     )
     configure_app(service.app)

@@ -21,3 +21,13 @@ class PersonaSettings(ServiceSettings):
         default=3, ge=0, le=10, description="Redirects an API Request follows, each one checked like the first URL."
     )
     egress_user_agent: str = Field(default="Switchboard-ApiRequest/1.0", max_length=200)
+    cache_ttl_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description=(
+            "How long a cached account, persona, user, queue or tool set is used at most: the bound on "
+            "staleness if an announcement of a change is lost; 0 turns the cache off."
+        ),
+    )
+    cache_max_entries: int = Field(default=10_000, ge=1, description="Entries the read cache keeps at most (least recently used go first).")
