@@ -93,7 +93,7 @@ def headline(row: dict[str, Any]) -> str:
     return (
         f"{row['target']:<11} {row['offered_rate']:>5.0f}/s: ok {row['ok']}, errors {row['errors']}, refused "
         f"{row['refused']}, p50 {lat['p50']} ms, p99 {lat['p99']} ms, CPU {row['cpu']['ms_per_call']} ms/call, "
-        f"other load {row['cpu']['other_processes_cores']} cores"
+        f"other load {row['cpu']['other_processes_cores']} cores, CPU probe {row.get('cpu_probe_ms', '-')} ms"
     )
 
 

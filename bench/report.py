@@ -99,15 +99,15 @@ def cpu_bound(results: dict[str, Any], row: dict[str, Any], cores: int) -> int:
 
 def curve_table(results: dict[str, Any], rows: list[dict[str, Any]], cores: int) -> str:
     lines = [
-        "| target | offered/s | ok/s | errors | p50 ms | p95 ms | p99 ms | max ms | CPU ms/call | above idle | CPU bound/s | other load (cores) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| target | offered/s | ok/s | errors | p50 ms | p95 ms | p99 ms | max ms | CPU ms/call | above idle | CPU bound/s | other load (cores) | CPU probe ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in sorted(rows, key=lambda r: (r["offered_rate"], r["target"] != "switchboard")):
         lat = r["latency_ms"]
         lines.append(
             f"| {r['target']} | {r['offered_rate']:g} | {r['throughput_per_s']} | {r['errors']} | {lat['p50']} | "
             f"{lat['p95']} | {lat['p99']} | {lat['max']} | {r['cpu']['ms_per_call']} | {marginal_ms(results, r):.1f} | "
-            f"{cpu_bound(results, r, cores)} | {r['cpu']['other_processes_cores']} |"
+            f"{cpu_bound(results, r, cores)} | {r['cpu']['other_processes_cores']} | {r.get('cpu_probe_ms', '-')} |"
         )
     return "\n".join(lines)
 
@@ -150,6 +150,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{m['date']}, commit {m['commit']}{' (with uncommitted changes)' if m['uncommitted_changes'] else ''}; "
         f"{m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}, Python {m['python']}. "
         f"Load average before: {m['load_average']}, after: {results['machine_after']['load_average']}. "
+        f"CPU probe before: {m.get('cpu_probe_ms', '-')} ms, after: {results['machine_after'].get('cpu_probe_ms', '-')} ms. "
         "Everything co-located: load generator, gateway, four services, Kafka, FerretDB.",
         "",
         "## Targets",
@@ -165,7 +166,9 @@ def markdown(results: dict[str, Any]) -> str:
         "CPU ms/call: all the target's processes (for the system: gateway, services, Kafka, FerretDB) "
         "over the calls served; above idle: less what they burn with no load at all; CPU bound/s: the "
         "calls per second the cores left after the idle floor could serve at that marginal cost "
-        "(load generator included) if nothing else ran on the machine.",
+        "(load generator included) if nothing else ran on the machine; CPU probe: the best of three "
+        "timings of one fixed Python loop just before the step (`bench/machine.py`): the same code "
+        "measured at a slower probe is slower.",
         "",
         "Switchboard as a ratio of the single-process baseline:",
         "",

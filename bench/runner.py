@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.cpu import CpuSnapshot, CpuUsage, load_average, process_cpu_seconds
+from bench.machine import cpu_probe_ms
 from bench.load import MODERN, McpClient, run_open_loop
 from bench.stats import summarise
 from bench.system import BenchSystem
@@ -49,6 +50,7 @@ async def measure(
     client = McpClient(target.url, api_key=demo.api_key, account_id=demo.account_id, persona_id=demo.persona_id, era=era)
     pids = bench.pids(baseline=target.baseline)
     load_before = load_average()
+    probe = cpu_probe_ms()
     before, generator_before, started = CpuSnapshot.take(pids), process_cpu_seconds(os.getpid()), time.perf_counter()
     try:
         samples = await run_open_loop(client.call_tool, workload.next, rate=rate, duration=duration, seed=seed)
@@ -74,6 +76,7 @@ async def measure(
         "offered_rate": rate,
         "duration_s": duration,
         "load_average_before": [round(v, 2) for v in load_before],
+        "cpu_probe_ms": probe,
         **summary,
         "error_texts": dict(client.error_texts.most_common(5)),
     }
