@@ -240,6 +240,57 @@ def test_cache_expires_entries_bounds_its_size_and_ignores_results_older_than_an
     assert cache.get("a", "4") is None
 
 
+class CountingConnections(Connections):
+    def __init__(self, *connections: SourceConnection) -> None:
+        super().__init__(*connections)
+        self.reads = 0
+
+    async def list(self, account_id: str) -> list[SourceConnection]:
+        self.reads += 1
+        return await super().list(account_id)
+
+
+async def test_an_account_without_sources_is_remembered_until_one_is_connected() -> None:
+    now = [0.0]
+    cache = LookupCache(60, 100, clock=lambda: now[0])
+    connections = CountingConnections()
+    google = FakeConnector(ContactSource.google, match("Ann G", ContactSource.google, ANN))
+    find = finder(Natives(contact("acc-1", "c1", "Ann", ANN)), connections, google, cache=cache)
+
+    await find.find("acc-1", ANN, "US", budget=5)
+    await find.find("acc-1", "+16502530000", "US", budget=5)  # another number: no cached result, no connections read
+    assert connections.reads == 1 and cache.has_no_sources("acc-1") and not cache.has_no_sources("acc-2")
+
+    connections.connections.append(connection("acc-1", ContactSource.google))
+    await cache.on_event(ContactSourceConnected(event_id="e1", account_id="acc-1", source=ContactSource.google, changed_at=NOW))
+    found = await find.find("acc-1", ANN, "US", budget=5)
+    assert connections.reads == 2 and len(google.queries) == 1
+    assert found.found
+    assert not cache.has_no_sources("acc-1")
+
+
+async def test_an_account_with_only_a_source_needing_reconsent_is_not_remembered_as_unconnected() -> None:
+    cache = LookupCache(60, 100)
+    connections = CountingConnections(connection("acc-1", ContactSource.google, status=SourceStatus.reauthorization_required))
+    find = finder(Natives(), connections, FakeConnector(ContactSource.google), cache=cache)
+    await find.find("acc-1", ANN, "US", budget=5)
+    await find.find("acc-1", "+16502530000", "US", budget=5)
+    assert connections.reads == 2 and not cache.has_no_sources("acc-1")
+
+
+def test_the_unconnected_memo_expires_and_ignores_a_read_older_than_an_invalidation() -> None:
+    now = [0.0]
+    cache = LookupCache(10, 100, clock=lambda: now[0])
+    generation = cache.generation
+    cache.forget_account("acc-1")
+    cache.put_no_sources("acc-1", generation=generation)
+    assert not cache.has_no_sources("acc-1")
+    cache.put_no_sources("acc-1", generation=cache.generation)
+    assert cache.has_no_sources("acc-1")
+    now[0] = 11
+    assert not cache.has_no_sources("acc-1")
+
+
 async def test_handler_normalises_with_the_command_region_then_the_account_region() -> None:
     natives = Natives(contact("acc-1", "c1", "Ann", ANN), contact("acc-de", "c1", "Jürgen", "+49301234567"))
     handler = partial(lookup_contact, finder=finder(natives, Connections()), regions=Regions({"acc-de": "DE"}), reply_margin=0.1)

@@ -8,6 +8,11 @@ Invalidation:
   source drops the whole account the same way;
 - a lookup that started before an invalidation does not store its (possibly stale) result;
 - results with unavailable sources are never stored, so the next lookup asks those sources again.
+
+It also remembers, for as long, which accounts have no connected source (most use the native store
+alone): their lookups then skip reading the account's connections. Connecting a source drops the
+account as above, so the next lookup reads them again. Connections themselves (they hold OAuth
+tokens that a lookup may refresh) are never kept here.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class LookupCache:
         self._max_entries = max_entries
         self._clock = clock
         self._entries: OrderedDict[Key, tuple[float, ContactLookup]] = OrderedDict()
+        self._unconnected: OrderedDict[str, float] = OrderedDict()
         self.generation = 0
         """Bumped by every invalidation; a result computed under an older generation is not stored."""
 
@@ -66,6 +72,24 @@ class LookupCache:
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
 
+    def has_no_sources(self, account_id: str) -> bool:
+        """True when the account was seen without a connected source less than `ttl` ago."""
+        expires = self._unconnected.get(account_id)
+        if expires is None:
+            return False
+        if expires <= self._clock():
+            del self._unconnected[account_id]
+            return False
+        return True
+
+    def put_no_sources(self, account_id: str, *, generation: int) -> None:
+        if not self.enabled or generation != self.generation:
+            return
+        self._unconnected[account_id] = self._clock() + self._ttl
+        self._unconnected.move_to_end(account_id)
+        while len(self._unconnected) > self._max_entries:
+            self._unconnected.popitem(last=False)
+
     def forget_numbers(self, account_id: str, numbers: Iterable[str]) -> None:
         self.generation += 1
         for number in numbers:
@@ -73,6 +97,7 @@ class LookupCache:
 
     def forget_account(self, account_id: str) -> None:
         self.generation += 1
+        self._unconnected.pop(account_id, None)
         for key in [k for k in self._entries if k[0] == account_id]:
             del self._entries[key]
 

@@ -59,15 +59,19 @@ class ContactFinder:
         query = SearchQuery(account_id=account_id, e164=e164, region=region, deadline=deadline)
 
         native = asyncio.ensure_future(self._ask(ContactSource.native, self._native(query), query))
-        try:
-            async with asyncio.timeout_at(deadline):
-                connections = await self._connections.list(account_id)
-        except TimeoutError:
-            native.cancel()
-            raise Unavailable("The contact directory is not answering right now; try again in a moment.") from None
-        except BaseException:
-            native.cancel()
-            raise
+        connections: list[SourceConnection] = []
+        if not self._cache.has_no_sources(account_id):
+            try:
+                async with asyncio.timeout_at(deadline):
+                    connections = await self._connections.list(account_id)
+            except TimeoutError:
+                native.cancel()
+                raise Unavailable("The contact directory is not answering right now; try again in a moment.") from None
+            except BaseException:
+                native.cancel()
+                raise
+            if not connections:
+                self._cache.put_no_sources(account_id, generation=generation)
         asks: list[Awaitable[tuple[ContactSource, list[ContactMatch] | None]]] = [native]
         unavailable: set[ContactSource] = set()
         for connection in connections:
