@@ -15,6 +15,9 @@ of each stage of the critical path.
     back            reply acknowledged until the gateway's tool span ended (the gateway's fetch and wake-up)
     gateway out     tool span ended until the HTTP request's span ended (the MCP answer)
 
+and two counts of the whole trace (every process): `db requests`, its MongoDB requests, and `db in
+a row`, how many of them had to wait for the one before (requests sent at once count as one).
+
 Results: `bench/results/<name>.md` and `.json`.
 """
 
@@ -37,6 +40,7 @@ from switchboard.mongo import connect
 
 RESULTS = Path(__file__).parent / "results"
 STAGES = ("gateway in", "command send", "to service", "service", "database", "reply send", "back", "gateway out")
+COUNTS = ("db requests", "db in a row")
 
 
 def _ms(nanoseconds: int) -> float:
@@ -44,7 +48,7 @@ def _ms(nanoseconds: int) -> float:
 
 
 def stages(spans: list[dict[str, Any]]) -> dict[str, float] | None:
-    """One trace's stages (see the module's docstring), or None if it is not a complete tool call."""
+    """One trace's stages and counts (see the module's docstring), or None if it is not a complete tool call."""
     by_name: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for span in spans:
         by_name[span["kind"] + ":" + span["name"].split(" ")[-1]].append(span)
@@ -64,7 +68,18 @@ def stages(spans: list[dict[str, Any]]) -> dict[str, float] | None:
         for s in spans
         if s["kind"] == "CLIENT" and s["attributes"].get("db.system") == "mongodb" and s["service"] == process["service"]
     )
+    requests = sorted(
+        (s for s in spans if s["kind"] == "CLIENT" and s["attributes"].get("db.system") == "mongodb"),
+        key=lambda s: s["start"],
+    )
+    in_a_row, busy_until = 0, -1
+    for request in requests:
+        if request["start"] >= busy_until:
+            in_a_row += 1
+        busy_until = max(busy_until, request["end"])
     return {
+        "db requests": len(requests),
+        "db in a row": in_a_row,
         "total": _ms(root["end"] - root["start"]),
         "gateway in": _ms(command["start"] - root["start"]),
         "command send": _ms(command["end"] - command["start"]),
@@ -166,15 +181,15 @@ def markdown(results: dict[str, Any]) -> str:
         "Stages as in `bench/breakdown.py`: `service` includes the reply's send and the work after it, "
         "`database` sums the service's MongoDB spans (concurrent ones add up).",
         "",
-        "| tool | client (system) | client (baseline) | span total | " + " | ".join(STAGES) + " |",
-        "|---|" + "---:|" * (3 + len(STAGES)),
+        "| tool | client (system) | client (baseline) | span total | " + " | ".join(STAGES + COUNTS) + " |",
+        "|---|" + "---:|" * (3 + len(STAGES) + len(COUNTS)),
     ]
     for tool in MIX:
         system = results["targets"].get("switchboard", {}).get(tool, {})
         baseline = results["targets"].get("baseline", {}).get(tool, {})
         found = results["stages_ms"].get(tool, {})
         cells = [str(system.get("client_p50_ms")), str(baseline.get("client_p50_ms")), str(found.get("total"))]
-        cells += [str(found.get(stage)) for stage in STAGES]
+        cells += [str(found.get(stage)) for stage in STAGES + COUNTS]
         lines.append(f"| {tool} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
