@@ -1,6 +1,6 @@
 """The one place call-control's adapters are built and its handlers, routes and event reader wired to them.
 
-`CallControl` builds the adapters once per process (the phone system adapter holds a connection
+`CallControl` builds the adapters once per runtime (the phone system adapter holds a connection
 pool the handlers, the HTTP routes and shutdown must share); tests pass their own telephony or
 event publisher into the same wiring.
 """
@@ -17,7 +17,7 @@ from switchboard.contracts import CommandType, Contract, Topic
 from switchboard.contracts.call_control import CallEnded, CallStarted, CallTransferred
 from switchboard.messaging import Handler
 from switchboard.messaging.events import EventConsumer, EventPublisher
-from switchboard.service import Component, Runtime, Service
+from switchboard.service import Component, PerRuntime, Runtime, Service
 
 from call_control_svc import api, handlers, repository, simulated
 from call_control_svc.ari import AriTelephony
@@ -45,16 +45,11 @@ class Adapters:
     policy: CallPolicy
 
 
-class CallControl:
+class CallControl(PerRuntime[Adapters]):
     def __init__(self, *, telephony: Telephony | None = None, events: EventPublisher | None = None) -> None:
+        super().__init__()
         self._telephony = telephony
         self._events = events
-        self._adapters: Adapters | None = None
-
-    def adapters(self, runtime: Runtime) -> Adapters:
-        if self._adapters is None:
-            self._adapters = self._build(runtime)
-        return self._adapters
 
     def bootstrap(self, runtime: Runtime) -> Mapping[CommandType, Handler]:
         a = self.adapters(runtime)

@@ -35,7 +35,7 @@ from switchboard.contracts import CommandType, Topic
 from switchboard.contracts.contacts import CONTACT_EVENTS, ContactSource
 from switchboard.messaging import Handler
 from switchboard.messaging.events import EventConsumer
-from switchboard.service import Component, Runtime, Service
+from switchboard.service import Component, PerRuntime, Runtime, Service
 
 NAME = "contacts"
 
@@ -102,15 +102,10 @@ class _ClosesHttp:
         await self._http.aclose()
 
 
-class Wiring:
+class Wiring(PerRuntime[Adapters]):
     def __init__(self, *, http: httpx.AsyncClient | None = None) -> None:
         self._http = http
-        self._built: tuple[Runtime, Adapters] | None = None
-
-    def adapters(self, runtime: Runtime) -> Adapters:
-        if self._built is None or self._built[0] is not runtime:
-            self._built = (runtime, self._build(runtime))
-        return self._built[1]
+        super().__init__()
 
     def _build(self, runtime: Runtime) -> Adapters:
         settings = runtime.settings

@@ -20,7 +20,7 @@ from switchboard.contracts import CommandType, Topic, utcnow
 from switchboard.contracts.persona import PERSONA_EVENTS
 from switchboard.messaging import Handler
 from switchboard.messaging.events import EventConsumer
-from switchboard.service import Component, Runtime, Service
+from switchboard.service import Component, PerRuntime, Runtime, Service
 
 from persona_svc import handlers
 from persona_svc.api import admin_router
@@ -62,15 +62,10 @@ class Adapters:
     egress: EgressClient
 
 
-class Wiring:
+class Wiring(PerRuntime[Adapters]):
     def __init__(self, *, resolver: Resolver = system_resolver) -> None:
         self._resolver = resolver
-        self._built: tuple[Runtime, Adapters] | None = None
-
-    def adapters(self, runtime: Runtime) -> Adapters:
-        if self._built is None or self._built[0] is not runtime:
-            self._built = (runtime, self._build(runtime))
-        return self._built[1]
+        super().__init__()
 
     def _build(self, runtime: Runtime) -> Adapters:
         settings = runtime.settings

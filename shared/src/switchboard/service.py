@@ -23,7 +23,7 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import uvicorn
 import uvloop
@@ -113,6 +113,24 @@ class Runtime:
 
 
 Bootstrap = Callable[[Runtime], Mapping[CommandType, Handler]]
+
+A = TypeVar("A")
+
+
+class PerRuntime(Generic[A]):
+    """Builds a service's adapters once per runtime, so that its command handlers, admin routes and
+    background components share them (a cache, an HTTP client, a phone system connection)."""
+
+    def __init__(self) -> None:
+        self._built: tuple[Runtime, A] | None = None
+
+    def adapters(self, runtime: Runtime) -> A:
+        if self._built is None or self._built[0] is not runtime:
+            self._built = (runtime, self._build(runtime))
+        return self._built[1]
+
+    def _build(self, runtime: Runtime) -> A:
+        raise NotImplementedError
 
 
 class Service:
