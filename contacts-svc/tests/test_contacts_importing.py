@@ -1,8 +1,11 @@
-"""Reading CSV and vCard imports: what parses, and one clear error per row that does not."""
+"""Reading CSV and vCard imports: what parses, and one clear error per row that does not (nor is written)."""
 
 import pytest
 
-from contacts_svc.importing import UnreadableImport, decode, parse_csv, parse_vcards
+from contacts_svc.book import ContactBook, Outcome, Written
+from contacts_svc.importing import ImportRow, ParsedImport, UnreadableImport, decode, parse_csv, parse_vcards
+from contacts_svc.model import ContactInput, PhoneInput
+from switchboard.messaging import Conflict
 
 
 def test_csv_rows_become_contact_inputs_with_labelled_numbers() -> None:
@@ -114,3 +117,26 @@ def test_a_truncated_vcard_is_reported_and_text_without_cards_is_unreadable() ->
     assert [(e.row, e.message) for e in parsed.errors] == [(1, "The card has no END:VCARD.")]
     with pytest.raises(UnreadableImport, match="no vCard"):
         parse_vcards("name,phone\nAnn,+1\n", max_rows=10)
+
+
+async def test_an_import_row_that_loses_its_number_slots_is_a_row_error_and_the_rest_are_written() -> None:
+    class Book(ContactBook):
+        def __init__(self) -> None:
+            self.written: list[str] = []
+
+        async def put(self, account_id, contact_id, data, region):  # type: ignore[override]
+            if data.name == "Busy":
+                raise Conflict("Many contacts with the same number were being saved at once; try again.")
+            self.written.append(data.name)
+            return Written(contact=None, outcome=Outcome.created)  # type: ignore[arg-type]
+
+    rows = [
+        ImportRow(row=n, contact_id=None, data=ContactInput(name=name, phone_numbers=[PhoneInput(number="+14155550123")]))
+        for n, name in [(2, "Ann"), (3, "Busy"), (4, "Bob")]
+    ]
+    book = Book()
+    report = await book.import_contacts("acc-1", ParsedImport(rows=rows), "US")
+    assert book.written == ["Ann", "Bob"] and report.created == 2
+    assert [(e.row, e.message) for e in report.errors] == [
+        (3, "Many contacts with the same number were being saved at once; try again.")
+    ]

@@ -179,6 +179,9 @@ class ContactBook:
             except InvalidContact as e:
                 report.errors.append(RowError(row.row, str(e)))
                 continue
+            except Conflict as e:  # its numbers' slots kept going to concurrent writers: this row only
+                report.errors.append(RowError(row.row, e.message))
+                continue
             setattr(report, written.outcome.value, getattr(report, written.outcome.value) + 1)
         report.errors.sort(key=lambda e: e.row)
         return report
