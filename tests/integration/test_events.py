@@ -77,7 +77,8 @@ async def test_a_group_reader_skips_the_events_its_own_service_published_and_com
         await reader.stop()
     assert [e.account_id for e in seen] == ["theirs"]
 
-    # Stopping committed what was read, own events included: a new reader of the group starts after them.
+    # Stopping committed what was read, own events included: a new reader of the group starts after
+    # them, so the first event it sees is one published after the first reader stopped.
     again: list[Contract] = []
 
     async def handle_again(event: Contract) -> None:
@@ -85,8 +86,16 @@ async def test_a_group_reader_skips_the_events_its_own_service_published_and_com
 
     second = EventConsumer(settings, Topic.persona_events, [PersonaUpdated], handle_again, group_id=group, client_id="own2")
     await second.start()
+    producer = kafka.producer(settings, client_id="events-test-2")
+    await producer.start()
     try:
-        await asyncio.sleep(1.0)
+        later = PersonaUpdated(account_id="later", persona_id="p", updated_at=datetime.now(UTC))
+        await KafkaEventPublisher(settings, producer).publish(Topic.persona_events, later, key="k")
+        for _ in range(500):
+            if again:
+                break
+            await asyncio.sleep(0.02)
     finally:
+        await producer.stop()
         await second.stop()
-    assert again == []
+    assert [e.account_id for e in again] == ["later"]
