@@ -47,6 +47,7 @@ class Plan:
     duration: float
     low_rate_duration: float
     warmup: float
+    warmup_rate: float
     contacts: int
     scaling_sizes: tuple[int, ...]
     scaling_lookups: int
@@ -60,7 +61,8 @@ FULL = Plan(
     rates=(20, 50, 100, 200, 250, 300),
     duration=20,
     low_rate_duration=30,
-    warmup=10,
+    warmup=60,
+    warmup_rate=50,
     contacts=100,
     scaling_sizes=(1_000, 10_000, 100_000, 1_000_000),
     scaling_lookups=20,
@@ -74,6 +76,7 @@ QUICK = Plan(
     duration=3,
     low_rate_duration=3,
     warmup=2,
+    warmup_rate=20,
     contacts=100,
     scaling_sizes=(1_000, 3_000),
     scaling_lookups=5,
@@ -226,7 +229,7 @@ async def run(plan: Plan, name: str, skip: set[str], *, private_servers: bool) -
         results["idle"] = await idle_cpu(bench, plan.idle_seconds)
         say(f"idle: {results['idle']['switchboard_cores']} cores for the system, {results['idle']['baseline_cores']} for the baseline")
         for target in targets(bench).values():
-            await measure(bench, target, rate=20, duration=plan.warmup, contacts=plan.contacts, tag=f"warmup-{target.name}")
+            await measure(bench, target, rate=plan.warmup_rate, duration=plan.warmup, contacts=plan.contacts, tag=f"warmup-{target.name}")
         await load_curve(bench, plan, results)
         if "era" not in skip:
             rate = min(100, sustained_rate(results, plan))
