@@ -9,7 +9,7 @@ from call_control_svc import handlers
 from call_control_svc.destinations import DestinationRules
 from call_control_svc.events import CallFacts
 from call_control_svc.memory import InMemoryCalls, InMemoryRules, RecordingTelephony
-from call_control_svc.model import ActionStatus, CallPolicy
+from call_control_svc.model import ActionStatus, CallEnd, CallPolicy, EndedBy
 from call_control_svc.telephony import TelephonyError, TelephonyFailure
 from switchboard.contracts import CallContext, Command, CommandType, ErrorCode, Topic, utcnow
 from switchboard.contracts.call_control import (
@@ -24,7 +24,7 @@ from switchboard.contracts.call_control import (
     TransferResult,
     TransferTarget,
 )
-from switchboard.messaging import CommandProcessor, Outcome, RequestFailed, Unavailable
+from switchboard.messaging import CommandProcessor, Outcome, Refused, RequestFailed, Unavailable
 from switchboard.messaging.events import RecordingEventPublisher
 from switchboard.messaging.idempotency import InMemoryProcessedCommands
 from switchboard.messaging.memory import InMemoryBus
@@ -248,6 +248,44 @@ async def test_the_deadline_is_checked_again_right_before_the_phone_system_is_as
     [action] = (await world.calls.get("acc-1", "call-1")).actions
     assert action.status is ActionStatus.failed
     assert await world.state() is CallState.active
+
+
+class EndsWhileRead(InMemoryCalls):
+    """The caller hangs up just after the handler first read the call: the end is there for the second read."""
+
+    async def get(self, account_id: str, call_id: str):
+        record = await super().get(account_id, call_id)
+        now = utcnow()
+        await self.record_end(
+            CallEnd(account_id=account_id, call_id=call_id, reason="caller_hung_up", ended_by=EndedBy.pbx, ended_at=now)
+        )
+        return record
+
+
+async def test_an_end_reported_after_the_first_read_stops_the_action_before_the_phone_system(world) -> None:
+    await world.start_call()
+    racing = EndsWhileRead()
+    racing.calls = world.calls.calls
+    world.calls = racing
+    facts = CallFacts(world.published)
+    transfer_call = partial(
+        handlers.transfer_call, calls=racing, rules=world.rules, telephony=world.telephony, facts=facts, policy=POLICY
+    )
+    hangup_call = partial(handlers.hangup_call, calls=racing, telephony=world.telephony, facts=facts, policy=POLICY)
+
+    soon = timedelta(seconds=5)
+    args = TransferCall(destination_number="+14155550123")
+    with pytest.raises(Refused, match="has just ended"):
+        await transfer_call(Command[TransferCall].build(CommandType.transfer_call, ctx(), args, timeout=soon, reply_to="r"))
+    racing.ends.clear()
+    answer = await hangup_call(
+        Command[HangupCall].build(CommandType.hangup_call, ctx(), HangupCall(), timeout=soon, reply_to="r")
+    )
+
+    assert answer.already_ended
+    assert world.telephony.transfers == [] and world.telephony.hangups == []
+    assert [a.status for a in (await InMemoryCalls.get(racing, "acc-1", "call-1")).actions] == [ActionStatus.failed] * 2
+    assert world.events(CallTransferred) == [] and world.events(CallEnded) == []
 
 
 async def test_hangup_ends_the_call_once_and_a_second_hangup_says_so(world) -> None:

@@ -2,9 +2,10 @@
 
 Order inside a tool, each step before any side effect that follows it: the call is known and in a
 state that allows the action -> the destination is valid and allowed -> the call's next action
-attempt is claimed (unique insert; a loser re-reads and decides again) -> the call has not ended
-meanwhile and the command's deadline has not passed -> the phone system acts -> the claim is
-marked done -> the fact is announced.
+attempt is claimed (unique insert; a loser re-reads and decides again), while the call's end is
+read again beside the claim -> the call has not ended and the command's deadline has not passed ->
+the phone system acts -> the claim is marked done -> the fact is announced. An end reported after
+that second read reaches the phone system first, which then has no call to act on.
 """
 
 from __future__ import annotations
@@ -68,9 +69,12 @@ async def transfer_call(
     destination = resolve_destination(
         command.args.destination_number, command.region or policy.default_region, account_rules
     )
-    action = await _claim(command, calls, record, policy, ActionKind.transfer, _refuse_transfer, destination)
+    action, end = await asyncio.gather(
+        _claim(command, calls, record, policy, ActionKind.transfer, _refuse_transfer, destination),
+        calls.get_end(command.account_id, command.call_id),
+    )
     assert isinstance(action, CallAction)  # _refuse_transfer settles nothing: it refuses or lets the claim go on
-    if await calls.get_end(command.account_id, command.call_id) is not None:
+    if end is not None:
         await calls.finish(action, ActionStatus.failed, "the call ended before the transfer")
         raise Refused("The call has just ended; there is no caller to transfer.")
     if command.expired():
@@ -109,10 +113,13 @@ async def hangup_call(
     settled = _settled_hangup(record, policy)
     if settled is not None:
         return settled
-    action = await _claim(command, calls, record, policy, ActionKind.hangup, _settled_hangup)
+    action, end = await asyncio.gather(
+        _claim(command, calls, record, policy, ActionKind.hangup, _settled_hangup),
+        calls.get_end(command.account_id, command.call_id),
+    )
     if isinstance(action, HangupResult):
         return action
-    if await calls.get_end(command.account_id, command.call_id) is not None:
+    if end is not None:
         await calls.finish(action, ActionStatus.failed, "the call ended before the hang-up")
         return _already_ended()
     if command.expired():
