@@ -144,11 +144,16 @@ UNBOUNDED = 1_000_000
 
 
 def sustained_rate(results: dict[str, Any], plan: Plan) -> float:
-    """The highest offered rate the system served without an error or a refusal (the lowest planned rate if none)."""
+    """The highest offered rate the system served in time (p99 within the sustained target's bound)
+    without an error or a refusal: the rate an operator would set a limit at (the lowest planned
+    rate if none)."""
     clean = [
         r["offered_rate"]
         for r in results["curve"]
-        if r["target"] == "switchboard" and r["errors"] == 0 and r["refused"] == 0
+        if r["target"] == "switchboard"
+        and r["errors"] == 0
+        and r["refused"] == 0
+        and r["latency_ms"]["p99"] <= report.TARGET_SUSTAINED_P99_MS
     ]
     return max(clean, default=min(plan.rates))
 
