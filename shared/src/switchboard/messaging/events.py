@@ -175,7 +175,9 @@ class EventConsumer:
                         continue
                     event = decode_event(record.value, self._models)
                     if event is None:
-                        log.info("skipped an event on %s that this reader does not know", self._topic)
+                        # A topic carries every fact of its domain and a reader takes the few it
+                        # needs (the gateway's catalog reads persona.events for tool changes only).
+                        log.debug("skipped an event on %s that this reader does not take", self._topic)
                         continue
                     with tracer.start_as_current_span(
                         f"{self._topic} process", context=extract_context(record.headers)
