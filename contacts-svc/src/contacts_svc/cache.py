@@ -18,9 +18,9 @@ tokens that a lookup may refresh) are never kept here.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
+from cachetools import TTLCache
 from switchboard.contracts import Contract
 from switchboard.contracts.contacts import (
     ContactCreated,
@@ -37,10 +37,9 @@ Key = tuple[str, str]
 class LookupCache:
     def __init__(self, ttl: float, max_entries: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl
-        self._max_entries = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[Key, tuple[float, ContactLookup]] = OrderedDict()
-        self._unconnected: OrderedDict[str, float] = OrderedDict()
+        # Least recently used first out past `max_entries`; each entry gone `ttl` after it was stored.
+        self._entries: TTLCache[Key, ContactLookup] = TTLCache(max_entries, ttl, timer=clock)
+        self._unconnected: TTLCache[str, bool] = TTLCache(max_entries, ttl, timer=clock)
         self.generation = 0
         """Bumped by every invalidation; a result computed under an older generation is not stored."""
 
@@ -52,43 +51,21 @@ class LookupCache:
         return len(self._entries)
 
     def get(self, account_id: str, e164: str) -> ContactLookup | None:
-        key = (account_id, e164)
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        expires, result = entry
-        if expires <= self._clock():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return result
+        return self._entries.get((account_id, e164))
 
     def put(self, account_id: str, e164: str, result: ContactLookup, *, generation: int) -> None:
         if not self.enabled or generation != self.generation or result.unavailable_sources:
             return
-        key = (account_id, e164)
-        self._entries[key] = (self._clock() + self._ttl, result)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+        self._entries[(account_id, e164)] = result
 
     def has_no_sources(self, account_id: str) -> bool:
         """True when the account was seen without a connected source less than `ttl` ago."""
-        expires = self._unconnected.get(account_id)
-        if expires is None:
-            return False
-        if expires <= self._clock():
-            del self._unconnected[account_id]
-            return False
-        return True
+        return self._unconnected.get(account_id, False)
 
     def put_no_sources(self, account_id: str, *, generation: int) -> None:
         if not self.enabled or generation != self.generation:
             return
-        self._unconnected[account_id] = self._clock() + self._ttl
-        self._unconnected.move_to_end(account_id)
-        while len(self._unconnected) > self._max_entries:
-            self._unconnected.popitem(last=False)
+        self._unconnected[account_id] = True
 
     def forget_numbers(self, account_id: str, numbers: Iterable[str]) -> None:
         self.generation += 1
@@ -99,7 +76,7 @@ class LookupCache:
         self.generation += 1
         self._unconnected.pop(account_id, None)
         for key in [k for k in self._entries if k[0] == account_id]:
-            del self._entries[key]
+            self._entries.pop(key, None)
 
     async def on_event(self, event: Contract) -> None:
         """Invalidation by the events of other replicas (and this one's own, harmlessly again)."""

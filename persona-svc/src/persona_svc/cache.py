@@ -14,11 +14,11 @@ sees their own writes.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Generic, TypeVar, cast
 
+from cachetools import TTLCache
 from pydantic import BaseModel
 
 from switchboard.contracts import Contract
@@ -48,9 +48,8 @@ Key = tuple[str, ...]
 class ReadCache:
     def __init__(self, ttl: float, max_entries: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl
-        self._max_entries = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[Key, tuple[float, Any]] = OrderedDict()
+        self._entries: TTLCache[Key, Any] = TTLCache(max_entries, ttl, timer=clock)
+        """Least recently used first out past `max_entries`; each entry gone `ttl` after it was stored."""
         self.generation = 0
         """Bumped by every invalidation; a value loaded under an older generation is not stored."""
 
@@ -65,26 +64,19 @@ class ReadCache:
         """The cached value of `key`, or what `load` returns (kept unless None or overtaken)."""
         if not self.enabled:
             return await load()
-        entry = self._entries.get(key)
-        if entry is not None:
-            expires, value = entry
-            if expires > self._clock():
-                self._entries.move_to_end(key)
-                return cast(T, value)
-            del self._entries[key]
+        cached = self._entries.get(key)
+        if cached is not None:
+            return cast(T, cached)
         generation = self.generation
         value = await load()
         if value is not None and generation == self.generation:
-            self._entries[key] = (self._clock() + self._ttl, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+            self._entries[key] = value
         return value
 
     def forget_account(self, account_id: str) -> None:
         self.generation += 1
         for key in [k for k in self._entries if k[0] == account_id]:
-            del self._entries[key]
+            self._entries.pop(key, None)
 
     def forget_all(self) -> None:
         self.generation += 1
