@@ -59,6 +59,10 @@ def port_of(spec: ProcessSpec, env: Mapping[str, str]) -> int:
 
 
 def on_stop_signal(_signum: int, _frame: object) -> None:
+    # The first signal stops everything; a second one (Ctrl-C pressed again, or the terminal's
+    # SIGTERM after the SIGINT) must not break off the stopping with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Stop
 
 
