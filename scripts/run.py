@@ -58,12 +58,23 @@ def port_of(spec: ProcessSpec, env: Mapping[str, str]) -> int:
     return int(env.get(spec.port_env) or spec.default_port)
 
 
-def on_stop_signal(_signum: int, _frame: object) -> None:
-    # The first signal stops everything; a second one (Ctrl-C pressed again, or the terminal's
-    # SIGTERM after the SIGINT) must not break off the stopping with a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise Stop
+class StopSignals:
+    """SIGINT/SIGTERM raise `Stop` once; the ones after (Ctrl-C pressed again, the terminal's SIGTERM
+    after its SIGINT) are let go, so they cannot break off the stopping. The handler stays installed:
+    switching to SIG_IGN while a signal is pending makes Python raise OSError for it."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+    def install(self) -> None:
+        # Set explicitly: a shell starts background jobs with SIGINT ignored, and Python keeps that.
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, _signum: int, _frame: object) -> None:
+        if not self.stopping:
+            self.stopping = True
+            raise Stop
 
 
 def run_demo(demo: seed.DemoSystem, urls: Mapping[str, str], env: Mapping[str, str]) -> None:
@@ -88,9 +99,8 @@ def main() -> int:
     env = system_env()
     system = System(env, log_dir())
     demo_api: seed.DemoApi | None = None
-    # Set explicitly: a shell starts background jobs with SIGINT ignored, and Python keeps that.
-    signal.signal(signal.SIGINT, on_stop_signal)
-    signal.signal(signal.SIGTERM, on_stop_signal)
+    signals = StopSignals()
+    signals.install()
     try:
         demo_api = seed.DemoApi.start(int(env.get("SWITCHBOARD_DEMO_API_PORT") or seed.DEMO_API_PORT))
         print(f"run: demo order API on {demo_api.url}", flush=True)
@@ -114,8 +124,7 @@ def main() -> int:
         print("\nrun: stopping", flush=True)
         return 0
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signals.stopping = True
         system.stop_all()
         if demo_api is not None:
             demo_api.stop()

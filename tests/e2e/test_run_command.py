@@ -1,6 +1,7 @@
 """`make run` as a user meets it: scripts/run.py starts every process on the ports it is given, seeds
 the demo account, prints the endpoint and a key that works, runs the scripted demo call with
-`--demo`, and Ctrl-C (SIGINT to its process group, as a terminal sends it) stops everything."""
+`--demo`, and Ctrl-C (SIGINT to its process group, as a terminal sends it) stops everything, once,
+however many signals follow."""
 
 from __future__ import annotations
 
@@ -128,9 +129,13 @@ async def test_run_prints_a_working_key_runs_the_demo_and_stops_on_ctrl_c(run_co
         office = await client.call_tool("is_office_open", {})
     assert not office.is_error and office.content[0].text.startswith("Office is")
 
+    # Ctrl-C pressed twice and the terminal's SIGTERM on top, back to back: one clean stop.
     os.killpg(run_command.process.pid, signal.SIGINT)
+    os.killpg(run_command.process.pid, signal.SIGINT)
+    run_command.process.send_signal(signal.SIGTERM)
     await run_command.read_to_end(timeout=60)
     assert run_command.process.returncode == 0, run_command.output
+    assert "Traceback" not in run_command.output
     assert run_command.lines[-1] == "run: stopped"
     deadline = time.monotonic() + 30
     while not all(gone(pid) for pid, _ in started.values()) and time.monotonic() < deadline:
