@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import AwareDatetime, Field
 
 from switchboard.contracts.base import Contract, NoArgs
-from switchboard.contracts.envelope import IDENTIFIER
+from switchboard.contracts.envelope import CALL_ID, IDENTIFIER
 
 
 class TargetKind(StrEnum):
@@ -65,7 +65,7 @@ class CallState(StrEnum):
 class CallStarted(Contract):
     event: Literal["call.started"] = "call.started"
     account_id: str = Field(pattern=IDENTIFIER)
-    call_id: str = Field(pattern=IDENTIFIER)
+    call_id: str = Field(pattern=CALL_ID)
     persona_id: str | None = Field(default=None, pattern=IDENTIFIER)
     caller_number: str | None = Field(default=None, max_length=64)
     called_number: str | None = Field(default=None, max_length=64)
@@ -80,7 +80,7 @@ class CallStarted(Contract):
 class CallEnded(Contract):
     event: Literal["call.ended"] = "call.ended"
     account_id: str = Field(pattern=IDENTIFIER)
-    call_id: str = Field(pattern=IDENTIFIER)
+    call_id: str = Field(pattern=CALL_ID)
     reason: str = Field(default="hangup", max_length=100)
     ended_at: AwareDatetime | None = None
 

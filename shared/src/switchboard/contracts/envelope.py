@@ -19,7 +19,12 @@ from switchboard.contracts.types import CommandType
 ArgsT = TypeVar("ArgsT", bound=Contract)
 
 IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
-"""Account, persona, call and user ids: printable, no spaces or operators, at most 128 characters."""
+"""Account, persona and user ids: printable, no spaces or operators, at most 128 characters."""
+
+CALL_ID = r"^[\x21-\x7E]{1,256}$"
+"""A call id is whatever the phone system uses (RFC 3261 allows any printable text in a SIP Call-ID,
+such as `a84b4c76e66710@pc33.atlanta.example.com`; others use UUIDs or opaque tokens): visible
+ASCII, no spaces or control characters, at most 256 characters."""
 
 
 def new_command_id() -> str:
@@ -35,7 +40,7 @@ class CallContext(Contract):
 
     account_id: str = Field(pattern=IDENTIFIER)
     persona_id: str = Field(pattern=IDENTIFIER)
-    call_id: str = Field(pattern=IDENTIFIER)
+    call_id: str = Field(pattern=CALL_ID)
     caller_id_number: str | None = Field(default=None, max_length=64)
     region: str | None = Field(
         default=None,
@@ -49,7 +54,7 @@ class Command(Contract, Generic[ArgsT]):
     type: CommandType
     account_id: str = Field(pattern=IDENTIFIER)
     persona_id: str = Field(pattern=IDENTIFIER)
-    call_id: str = Field(pattern=IDENTIFIER)
+    call_id: str = Field(pattern=CALL_ID)
     caller_id_number: str | None = Field(default=None, max_length=64)
     region: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     args: ArgsT
