@@ -78,7 +78,9 @@ async def test_another_accounts_id_is_forbidden_and_nothing_is_sent(http, gatewa
         ({"account": None}, "account_id header is required"),
         ({"persona": None}, "persona_id header is required"),
         ({"call": None}, "call_id header is required"),
-        ({"call": "call 1; drop"}, "call_id header is malformed"),
+        ({"call": "call 1; drop"}, "call_id header must be visible ASCII"),
+        ({"call": "c\x7f1"}, "call_id header must be visible ASCII"),
+        ({"call": "x" * 257}, "call_id header must be at most 256 characters"),
         ({"persona": "x" * 129}, "persona_id header is malformed"),
         ({"caller": "<script>"}, "caller_id_number header must be a phone number"),
     ],
@@ -94,6 +96,73 @@ async def test_missing_or_malformed_context_headers_are_a_clear_400(
 
 async def test_caller_number_is_optional(http, gateway, helpers) -> None:
     assert (await post(http, helpers.headers(gateway.key, caller=None))).status_code == 200
+
+
+CALL_WHO_SAYS = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "is_office_open", "arguments": {}}}
+
+
+@pytest.mark.parametrize(
+    ("sent", "seen"),
+    [
+        ("+14155550100", "+14155550100"),
+        ("(415) 555-0100", "(415) 555-0100"),
+        ("tel:+14155550100", "+14155550100"),
+        ("anonymous", None),
+        ("Anonymous", None),
+        ("ANONYMOUS", None),
+        ("restricted", None),
+        ("Restricted", None),
+        ("unavailable", None),
+        ("private", None),
+        ("Private", None),
+        ("unknown", None),
+        ("withheld", None),
+        ("sip:anonymous@anonymous.invalid", None),
+        ("", None),
+        ("  ", None),
+    ],
+)
+async def test_every_caller_id_form_a_phone_system_sends_gets_tools_and_a_number_or_none(
+    http, gateway, helpers, responder, sent, seen
+) -> None:
+    headers = helpers.headers(gateway.key, caller=sent)
+    listed = await post(http, headers)
+    assert listed.status_code == 200 and len(listed.json()["result"]["tools"]) == 8
+    called = await post(http, headers, CALL_WHO_SAYS)
+    assert called.status_code == 200 and called.json()["result"]["isError"] is False
+    [command] = responder.sent(CommandType.is_office_open)
+    assert command.caller_id_number == seen
+
+
+@pytest.mark.parametrize("sent", ["<script>", "call me maybe", "anonymous caller", "+1 415 555 0100 ext 5", "1-800-FLOWERS"])
+async def test_a_caller_id_that_is_neither_a_number_nor_a_withheld_form_is_a_clear_400(
+    http, gateway, helpers, responder, sent
+) -> None:
+    response = await post(http, helpers.headers(gateway.key, caller=sent))
+    assert response.status_code == 400
+    assert "caller_id_number header must be a phone number" in response.json()["message"]
+    assert responder.commands == []
+
+
+@pytest.mark.parametrize(
+    "call_id",
+    [
+        "a84b4c76e66710@pc33.atlanta.example.com",
+        "3848276298220188511@atlanta.example.com",
+        "f81d4fae-7dec-11d0-a765-00a0c91e6bf6",
+        "CA" + "0123456789abcdef" * 2,
+        "1700000000.42",
+        "<weird>/call?id=\"1\"&x=[y]{z}~!%*+'`|",
+        "x" * 256,
+    ],
+)
+async def test_call_ids_real_phone_systems_use_are_accepted_and_carried_unchanged(
+    http, gateway, helpers, responder, call_id
+) -> None:
+    response = await post(http, helpers.headers(gateway.key, call=call_id), CALL_WHO_SAYS)
+    assert response.status_code == 200 and response.json()["result"]["isError"] is False
+    [command] = responder.sent(CommandType.is_office_open)
+    assert command.call_id == call_id
 
 
 async def test_unknown_host_and_origin_are_forbidden(http, gateway, helpers) -> None:

@@ -5,7 +5,7 @@ answered 503 at once with Retry-After, before any other work, so load past satur
 milliseconds instead of queueing until every call misses its deadline. Then, in order: Host and
 Origin (403), declared body size (413), API key (401, one identical answer for
 a missing, unknown or revoked key), `account_id` header against the key's account (403), rate limit
-per key (429), context headers (400). A request that passes carries its `Caller` and its span into
+per key (429), context headers (400, see `gateway.context`). A request that passes carries its `Caller` and its span into
 the MCP handlers through the ASGI scope. The span started here is the root of the call's trace.
 
 A GET is answered 405, as the transport allows a server without a server-to-client stream to: the
@@ -21,21 +21,18 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Sequence
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from pydantic import ValidationError
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth import Authenticator
-from gateway.model import Caller
+from gateway.context import ACCOUNT_HEADER, BadHeader, read_caller
 from gateway.ratelimit import RateLimiter
 from gateway.server import CALLER_SCOPE_KEY, SPAN_SCOPE_KEY
-from switchboard.contracts.envelope import IDENTIFIER
 from switchboard.telemetry import meter, tracer
 
 log = logging.getLogger(__name__)
@@ -43,17 +40,11 @@ log = logging.getLogger(__name__)
 MCP_PATH = "/ucp/v2/mcp"
 
 API_KEY_HEADER = "x-api-key"
-ACCOUNT_HEADER = "account_id"
-PERSONA_HEADER = "persona_id"
-CALL_HEADER = "call_id"
-CALLER_NUMBER_HEADER = "caller_id_number"
 
 _refused_busy = meter.create_counter(
     "switchboard.gateway.refused_busy", description="Requests answered 503 because the gateway was at capacity."
 )
 
-_identifier = re.compile(IDENTIFIER)
-_phone = re.compile(r"^[+0-9()\-. ]{1,64}$")
 
 
 def _reply(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -192,20 +183,9 @@ class Edge:
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
 
-        problem = _context_problem(headers)
-        if problem is not None:
-            return _reply(400, "invalid_header", problem)
-        number = (headers.get(CALLER_NUMBER_HEADER) or "").strip() or None
-        try:
-            caller = Caller(
-                key_id=key.key_id,
-                account_id=key.account_id,
-                persona_id=headers[PERSONA_HEADER],
-                call_id=headers[CALL_HEADER],
-                caller_id_number=number,
-            )
-        except ValidationError:
-            return _reply(400, "invalid_header", "The call context headers are malformed.")
+        caller = read_caller(headers, key_id=key.key_id, account_id=key.account_id)
+        if isinstance(caller, BadHeader):
+            return _reply(400, "invalid_header", caller.message)
         span.set_attributes({"switchboard.persona_id": caller.persona_id, "switchboard.call_id": caller.call_id})
         scope[CALLER_SCOPE_KEY] = caller
         scope[SPAN_SCOPE_KEY] = span
@@ -247,22 +227,3 @@ def _replace_validation_report(body: bytes) -> bytes:
         return body
     error["message"] = NOT_JSON_RPC
     return json.dumps(answer).encode()
-
-
-def _context_problem(headers: Headers) -> str | None:
-    for name in (PERSONA_HEADER, CALL_HEADER):
-        value = headers.get(name)
-        if not value:
-            return f"The {name} header is required."
-        if not _identifier.match(value):
-            return (
-                f"The {name} header is malformed: use 1 to 128 letters, digits or . _ : - "
-                "starting with a letter or digit."
-            )
-    number = (headers.get(CALLER_NUMBER_HEADER) or "").strip()
-    if number and not _phone.match(number):
-        return (
-            "The caller_id_number header must be a phone number (digits, optionally with +, spaces, dashes, "
-            "dots or parentheses); leave it out when the caller's number is unknown."
-        )
-    return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from switchboard.contracts import CallContext
-from switchboard.contracts.envelope import IDENTIFIER
+from switchboard.contracts.envelope import CALL_ID, IDENTIFIER
 
 
 class ApiKeyRecord(BaseModel):
@@ -40,7 +40,7 @@ class Caller(BaseModel):
     key_id: str
     account_id: str = Field(pattern=IDENTIFIER)
     persona_id: str = Field(pattern=IDENTIFIER)
-    call_id: str = Field(pattern=IDENTIFIER)
+    call_id: str = Field(pattern=CALL_ID)
     caller_id_number: str | None = Field(default=None, max_length=64)
 
     def context(self, region: str | None = None) -> CallContext:
