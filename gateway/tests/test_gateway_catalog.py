@@ -241,3 +241,20 @@ async def test_a_catalog_near_its_end_is_refetched_in_the_background() -> None:
     clock[0] += 2  # past the first catalog's end: the refetched one is served, without waiting
     refreshed = await catalogs.get(CALLER, timeout=2)
     assert refreshed is not first and requester.calls == 2
+
+
+def test_advertised_input_schemas_carry_no_boolean_additional_properties_yet_unknown_arguments_are_refused() -> None:
+    """google-genai's MCP adapter fails on a boolean `additionalProperties`; the gateway still refuses."""
+    variables = [ToolVariable(name="order_id", type=VariableType.text)]
+    catalog = build_catalog(
+        persona(
+            ApiRequestTool(name="check_order", description="Order status.", variables=variables),
+            TransferToUserTool(name="to_bob", description="Bob."),
+        )
+    )
+    for entry in catalog.entries.values():
+        for node in walk(entry.tool.input_schema):
+            assert not isinstance(node.get("additionalProperties"), bool), entry.name
+    for name, arguments in [("check_order", {"order_id": "1", "x": 1}), ("create_lead", {"name": "A", "intent": "B", "x": 1})]:
+        problems = schemas.argument_problems(catalog.get(name).validator, arguments)
+        assert problems == [f"Unknown argument 'x'; this tool takes: {', '.join(catalog.get(name).tool.input_schema['properties'])}."]

@@ -105,7 +105,7 @@ def _entry(
         name=name,
         title=presentation.title,
         description=presentation.description,
-        input_schema=input_schema,
+        input_schema=schemas.portable(input_schema),
         output_schema=schemas.output_schema(output_model),
         annotations=_annotations(presentation),
     )

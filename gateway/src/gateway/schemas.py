@@ -1,9 +1,13 @@
 """JSON Schemas for tools, derived from the contract models and written for what MCP clients handle.
 
-Every schema is self-contained (references inlined, no `$defs`), without pydantic's titles, and
-an object with no properties carries no `additionalProperties: false`, which some clients turn
-into a tool they can never call. Input schemas state optional fields as plain types (a missing or
-null optional argument is left out before validation).
+Every schema is self-contained (references inlined, no `$defs`), without pydantic's titles. Input
+schemas state optional fields as plain types (a missing or null optional argument is left out
+before validation).
+
+A tool's input schema exists twice: the strict one the gateway validates arguments with (unknown
+arguments refused by `additionalProperties: false`), and the `portable` one it advertises, with no
+boolean `additionalProperties` anywhere: google-genai's MCP adapter fails on one, and OpenAI's
+strict function schemas are made by the client adding its own.
 """
 
 from __future__ import annotations
@@ -80,6 +84,23 @@ def input_schema(model: type[BaseModel], *, exclude: Iterable[str] = ()) -> Json
     if not schema["properties"]:
         schema.pop("additionalProperties", None)
     return schema
+
+
+def portable(schema: JsonSchema) -> JsonSchema:
+    """The schema as advertised to clients: the same, without boolean `additionalProperties`."""
+    return _without_closed_objects(schema)
+
+
+def _without_closed_objects(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_without_closed_objects(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {
+        key: _without_closed_objects(value)
+        for key, value in node.items()
+        if not (key == "additionalProperties" and isinstance(value, bool))
+    }
 
 
 def output_schema(model: type[BaseModel]) -> JsonSchema:
