@@ -89,6 +89,14 @@ class ApiRequestTool(Contract):
     name: str = Field(pattern=TOOL_NAME)
     description: str = Field(max_length=2000)
     variables: list[ToolVariable] = Field(default_factory=list)
+    method: str = Field(
+        default="POST",
+        pattern=r"^[A-Z]{1,16}$",
+        description="The HTTP method: GET and HEAD change nothing, any other is a side effect the gateway keeps from repeating.",
+    )
+    timeout_seconds: float = Field(
+        default=10, gt=0, le=30, description="The tool's own timeout: the gateway's deadline for its calls follows it."
+    )
 
 
 CustomToolSpec = Annotated[
