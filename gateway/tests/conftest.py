@@ -47,6 +47,7 @@ from gateway.auth import create_key
 from gateway.repository import InMemoryApiKeys
 from gateway.settings import GatewaySettings
 from switchboard.messaging import CommandProcessor, NotFound
+from switchboard.messaging.processor import claimed
 from switchboard.messaging.idempotency import InMemoryProcessedCommands, ProcessedCommands
 from switchboard.messaging.memory import InMemoryBus
 
@@ -78,6 +79,7 @@ PERSONAS: dict[tuple[str, str], PersonaTools] = {
             ApiRequestTool(
                 name="check_order",
                 description="Look up an order's delivery status.",
+                method="GET",
                 variables=[
                     ToolVariable(name="order_id", type=VariableType.text, description="The order number."),
                     ToolVariable(name="quantity", type=VariableType.number, required=False),
@@ -178,6 +180,7 @@ class Responder:
         )
 
     async def transfer_call(self, command: Command[Any]) -> Contract:
+        await claimed()  # as the real handler: it acts only once its command id is claimed
         self._keep(command)
         target = command.args.target
         return TransferResult(
@@ -190,6 +193,7 @@ class Responder:
         )
 
     async def hangup_call(self, command: Command[Any]) -> Contract:
+        await claimed()  # as the real handler: it acts only once its command id is claimed
         self._keep(command)
         return HangupResult(ended=True, already_ended=False, message="The call has ended.")
 

@@ -191,10 +191,12 @@ async def test_a_key_over_its_rate_limit_gets_429(http, gateway, helpers) -> Non
 async def test_past_its_capacity_the_gateway_answers_503_busy_at_once_and_serves_again_after(
     http, gateway, helpers, responder
 ) -> None:
-    arguments = {"name": helpers.HOLD, "intent": "x"}
-    held = {"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "create_lead", "arguments": arguments}}
+    def held(i: int) -> dict:
+        arguments = {"name": helpers.HOLD, "intent": f"x{i}"}  # two different leads, not a repeat
+        return {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "create_lead", "arguments": arguments}}
+
     headers = helpers.headers(gateway.key)
-    holding = [asyncio.create_task(post(http, headers, {**held, "id": i})) for i in range(2)]
+    holding = [asyncio.create_task(post(http, headers, held(i))) for i in range(2)]
     while len(responder.sent(CommandType.create_lead)) < 2:
         await asyncio.sleep(0.01)
 

@@ -60,7 +60,7 @@ def create_app(
     """The app; real adapters are built for whatever is not passed in. Raises MissingSecret without a pepper."""
     pepper = settings.pepper()
     runtime = bootstrap(settings, requester=requester, keys=keys, events=events)
-    tools = Tools(settings, runtime.requester, runtime.catalogs)
+    tools = Tools(settings, runtime.requester, runtime.catalogs, runtime.repeats)
     manager = session_manager(build_server(tools, version=_version()), max_body_bytes=settings.max_body_bytes)
     edge = Edge(
         StreamableHTTPASGIApp(manager),

@@ -1,4 +1,4 @@
-"""The only place the gateway's real adapters are built: Kafka requester, event reader, key store.
+"""The only place the gateway's real adapters are built: Kafka requester, event reader, key and repeat stores.
 
 Tests pass their own requester (e.g. `InMemoryBus`) and key store into the same wiring.
 """
@@ -14,6 +14,8 @@ from typing import Protocol
 from pymongo import AsyncMongoClient
 
 from gateway.catalog import EVENT_MODELS, Catalogs
+from gateway import repeats as repeat_claims
+from gateway.repeats import InMemoryRepeats, MongoRepeats, Repeats, RepeatStore
 from gateway.repository import INDEXES, ApiKeyStore, MongoApiKeys
 from gateway.settings import GatewaySettings
 from switchboard.contracts import Topic
@@ -40,7 +42,7 @@ class KeyDatabase:
         self.db = self.client[settings.mongo_database]
 
     async def start(self) -> None:
-        await ensure_indexes(self.db, INDEXES)
+        await ensure_indexes(self.db, [*INDEXES, *repeat_claims.INDEXES])
 
     async def stop(self) -> None:
         await self.client.close()
@@ -79,6 +81,7 @@ class Runtime:
     requester: Requester
     keys: ApiKeyStore
     catalogs: Catalogs
+    repeats: Repeats
     components: list[Component] = field(default_factory=list)
     """Started in order, stopped in reverse."""
     checks: dict[str, Check] = field(default_factory=dict)
@@ -89,6 +92,7 @@ def bootstrap(
     *,
     requester: Requester | None = None,
     keys: ApiKeyStore | None = None,
+    repeats: RepeatStore | None = None,
     events: bool = True,
 ) -> Runtime:
     components: list[Component] = []
@@ -98,6 +102,7 @@ def bootstrap(
         components.append(database)
         checks["database"] = database.ready
         keys = MongoApiKeys(database.db)
+        repeats = repeats or MongoRepeats(database.db)
     if requester is None:
         kafka_requester = KafkaRequester(settings, instance_id=settings.instance_id, max_pending=settings.max_pending)
         started = Started(kafka_requester)
@@ -118,4 +123,4 @@ def bootstrap(
         )
         components.append(reader)
         checks["events"] = reader.ready
-    return Runtime(settings, requester, keys, catalogs, components, checks)
+    return Runtime(settings, requester, keys, catalogs, Repeats(repeats or InMemoryRepeats()), components, checks)

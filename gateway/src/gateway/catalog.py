@@ -44,6 +44,9 @@ from switchboard.messaging.requester import Requester
 
 log = logging.getLogger(__name__)
 
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+"""API Request methods that change nothing at the other end (RFC 9110 safe methods)."""
+
 INTERNAL_ARGUMENTS: Mapping[GlobalTool, tuple[str, ...]] = {
     # Set by the gateway from a custom transfer tool's resolution, never by the model.
     GlobalTool.transfer_call: ("target",),
@@ -77,6 +80,8 @@ class ToolEntry:
     validator: Draft202012Validator
     metric_name: str
     """The name used in metrics: a custom tool's own name is the account's, so metrics use its kind."""
+    side_effecting: bool = False
+    """Calling it changes something (a lead, a transfer, a POST): its repeats are one effect."""
 
     @property
     def name(self) -> str:
@@ -100,16 +105,21 @@ def _entry(
     output_model: type[Contract],
     route: Route,
     metric_name: str,
+    *,
+    side_effecting: bool,
 ) -> ToolEntry:
+    output = schemas.output_schema(output_model)
+    if side_effecting:
+        output = schemas.with_repeat_flag(output)
     tool = types.Tool(
         name=name,
         title=presentation.title,
         description=presentation.description,
         input_schema=schemas.portable(input_schema),
-        output_schema=schemas.output_schema(output_model),
+        output_schema=output,
         annotations=_annotations(presentation),
     )
-    return ToolEntry(tool, route, schemas.validator(input_schema), metric_name)
+    return ToolEntry(tool, route, schemas.validator(input_schema), metric_name, side_effecting)
 
 
 def _global_entry(tool: GlobalTool) -> ToolEntry:
@@ -122,6 +132,7 @@ def _global_entry(tool: GlobalTool) -> ToolEntry:
         op.result,
         GlobalRoute(tool, command, op.args),
         tool.value,
+        side_effecting=not op.reads_only,
     )
 
 
@@ -145,6 +156,7 @@ def _custom_entry(spec: TransferToUserTool | TransferToQueueTool | ApiRequestToo
             ApiResponse,
             ApiRequestRoute(spec),
             "custom.api_request",
+            side_effecting=spec.method not in SAFE_METHODS,
         )
     fallback = (
         "Transfer the caller to the colleague this tool is set up for. Tell the caller before you transfer."
@@ -155,7 +167,13 @@ def _custom_entry(spec: TransferToUserTool | TransferToQueueTool | ApiRequestToo
         title=spec.name, description=description or fallback, read_only=False, destructive=True, open_world=True
     )
     return _entry(
-        spec.name, presentation, dict(schemas.EMPTY_INPUT), TransferResult, TransferRoute(spec), f"custom.{spec.kind}"
+        spec.name,
+        presentation,
+        dict(schemas.EMPTY_INPUT),
+        TransferResult,
+        TransferRoute(spec),
+        f"custom.{spec.kind}",
+        side_effecting=True,
     )
 
 

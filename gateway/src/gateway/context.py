@@ -4,7 +4,8 @@
 a UUID, an opaque token): any visible ASCII up to 256 characters. `caller_id_number` is a phone
 number, or one of the forms phone systems send for a caller who withholds the number
 (`anonymous`, `restricted`, `unavailable`, `private`, an empty value, ...): such a call goes on as a
-call with no known number, never a refused request. Anything else is a clear 400.
+call with no known number, never a refused request. An `Idempotency-Key` header, where a client
+sends one, makes its repeats one effect (`gateway.repeats`). Anything else is a clear 400.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ ACCOUNT_HEADER = "account_id"
 PERSONA_HEADER = "persona_id"
 CALL_HEADER = "call_id"
 CALLER_NUMBER_HEADER = "caller_id_number"
+IDEMPOTENCY_HEADER = "idempotency-key"
 
 MAX_CALL_ID = 256
+MAX_IDEMPOTENCY_KEY = 255
 
 WITHHELD_FORMS = frozenset(
     {
@@ -94,6 +97,13 @@ def read_caller(headers: Mapping[str, str], *, key_id: str, account_id: str) -> 
     number = caller_number(headers.get(CALLER_NUMBER_HEADER))
     if isinstance(number, BadHeader):
         return number
+    idempotency_key = headers.get(IDEMPOTENCY_HEADER)
+    if idempotency_key is not None and not (
+        len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and _call_id.match(idempotency_key)
+    ):
+        return BadHeader(
+            f"The Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} characters of visible ASCII text."
+        )
     try:
         return Caller(
             key_id=key_id,
@@ -101,6 +111,7 @@ def read_caller(headers: Mapping[str, str], *, key_id: str, account_id: str) -> 
             persona_id=persona_id,
             call_id=call_id,
             caller_id_number=number,
+            idempotency_key=idempotency_key,
         )
     except ValidationError:
         return BadHeader("The call context headers are malformed.")

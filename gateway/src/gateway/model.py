@@ -42,6 +42,9 @@ class Caller(BaseModel):
     persona_id: str = Field(pattern=IDENTIFIER)
     call_id: str = Field(pattern=CALL_ID)
     caller_id_number: str | None = Field(default=None, max_length=64)
+    idempotency_key: str | None = Field(
+        default=None, max_length=255, description="The client's Idempotency-Key header: its repeats are one effect."
+    )
 
     def context(self, region: str | None = None) -> CallContext:
         return CallContext(

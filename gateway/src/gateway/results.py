@@ -14,6 +14,10 @@ from switchboard.contracts.persona import OFFICE_STATUS_TEXT, ApiResponse, Avail
 
 BUSY = "The phone system is handling too many requests right now; try again in a moment."
 UNEXPECTED = "This tool failed unexpectedly; carry on without it or try again later."
+IDEMPOTENCY_CONFLICT = (
+    "This Idempotency-Key was already used for a different tool call; send a new key for a new request."
+)
+REPEAT_NOTE = "(The same request was made moments ago; this is its result, and it was not carried out again.)"
 
 
 def unavailable(tool_name: str) -> str:
@@ -24,11 +28,15 @@ def error(message: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(text=message)], is_error=True)
 
 
-def success(result: Contract) -> types.CallToolResult:
+def success(result: Contract, *, repeat: bool = False) -> types.CallToolResult:
     text, failed = describe(result)
+    structured = result.model_dump(mode="json")
+    if repeat:
+        text = f"{text} {REPEAT_NOTE}"
+        structured["repeat"] = True
     return types.CallToolResult(
         content=[types.TextContent(text=text)],
-        structured_content=result.model_dump(mode="json"),
+        structured_content=structured,
         is_error=failed,
     )
 

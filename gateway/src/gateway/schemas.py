@@ -103,6 +103,17 @@ def _without_closed_objects(node: Any) -> Any:
     }
 
 
+REPEAT_FLAG: JsonSchema = {
+    "type": "boolean",
+    "description": "True when this is the result of the same call made moments ago, which was not carried out again.",
+}
+
+
+def with_repeat_flag(schema: JsonSchema) -> JsonSchema:
+    """An output schema that also allows the `repeat` mark of a repeated side-effecting call."""
+    return {**schema, "properties": {**schema.get("properties", {}), "repeat": REPEAT_FLAG}}
+
+
 def output_schema(model: type[BaseModel]) -> JsonSchema:
     return clean(model.model_json_schema(mode="serialization"), for_input=False)
 

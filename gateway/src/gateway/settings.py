@@ -68,6 +68,24 @@ class GatewaySettings(SwitchboardSettings):
         le=5,
         description="Seconds kept back from a tool's deadline to answer the agent in time after a timeout.",
     )
+    api_request_overhead: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description=(
+            "Seconds added to an API Request tool's own timeout for its deadline at the gateway (the trip "
+            "through Kafka and persona-svc): the timeout an administrator sets is the one that holds."
+        ),
+    )
+    repeat_window_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description=(
+            "A side-effecting tool called again on the same call with the same arguments within this many "
+            "seconds has one effect and returns the first result (0: only an Idempotency-Key header decides)."
+        ),
+    )
     tools_cache_seconds: float = Field(default=30.0, ge=0, description="How long a persona's tool list is reused.")
     key_cache_seconds: float = Field(
         default=30.0, ge=0, description="How long an API key lookup is reused: a revocation takes effect within it."

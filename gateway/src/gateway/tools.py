@@ -2,7 +2,8 @@
 
 A tool call is answered as a tool result (`isError` with a sentence the model can act on) for
 business failures, bad arguments, timeouts and overload; only an unknown tool or a persona outside
-the caller's account is a protocol error.
+the caller's account is a protocol error. A side-effecting tool's repeats are one effect
+(`gateway.repeats`): a repeat gets the first call's result, marked `repeat` in its structured content.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from opentelemetry import trace
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 
 from gateway import results, schemas
 from gateway.catalog import ApiRequestRoute, Catalogs, GlobalRoute, PersonaNotFound, ToolEntry, TransferRoute
 from gateway.handlers import Budget, run_api_request, run_global, run_transfer
 from gateway.model import Caller
+from gateway.repeats import Claim, Repeats, fingerprint
 from gateway.settings import GatewaySettings
-from switchboard.contracts import Contract
+from switchboard.contracts import Contract, ErrorCode
 from switchboard.messaging import Busy, RequestFailed, RequestTimeout
 from switchboard.messaging.requester import Requester
 from switchboard.phone import mask
@@ -58,10 +61,13 @@ def persona_error(e: PersonaNotFound) -> MCPError:
 
 
 class Tools:
-    def __init__(self, settings: GatewaySettings, requester: Requester, catalogs: Catalogs) -> None:
+    def __init__(
+        self, settings: GatewaySettings, requester: Requester, catalogs: Catalogs, repeats: Repeats | None = None
+    ) -> None:
         self._settings = settings
         self._requester = requester
         self._catalogs = catalogs
+        self._repeats = repeats
 
     async def list_tools(self, caller: Caller) -> types.ListToolsResult:
         try:
@@ -130,9 +136,10 @@ class Tools:
                     MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name[:100]}"), Outcome.unknown_tool
                 )
             metric_name = entry.metric_name
-            given = {
-                k: v for k, v in arguments.items() if v is not None or k in entry.tool.input_schema.get("required", ())
-            }
+            required = entry.tool.input_schema.get("required", ())
+            # An optional argument sent as null or "" is left out: strict function schemas (OpenAI's)
+            # make every argument required, so models fill the ones they mean to leave out.
+            given = {k: v for k, v in arguments.items() if k in required or (v is not None and v != "")}
             problems = schemas.argument_problems(entry.validator, given)
             if problems:
                 return (
@@ -140,7 +147,19 @@ class Tools:
                     Outcome.invalid_arguments,
                     metric_name,
                 )
-            result = await self._route(entry, given, caller.context(catalog.region), budget)
+            if isinstance(entry.route, ApiRequestRoute):
+                budget = budget.extended(entry.route.spec.timeout_seconds + self._settings.api_request_overhead)
+            claim = await self._claim(caller, entry, given)
+            if claim is not None and claim.conflict:
+                return results.error(results.IDEMPOTENCY_CONFLICT), Outcome.invalid_arguments, metric_name
+            try:
+                result = await self._route(
+                    entry, given, caller.context(catalog.region), budget, claim.command_id if claim else None
+                )
+            except (RequestFailed, Busy) as e:
+                if claim is not None and (isinstance(e, Busy) or e.error.code is ErrorCode.unavailable):
+                    await self._release(caller, entry, given, claim)  # nothing was done: a retry may act
+                raise
         except _Protocol:
             raise
         except _InvalidArguments as e:
@@ -154,21 +173,53 @@ class Tools:
         except Exception:
             log.exception("tool %s failed for account %s call %s", name, caller.account_id, caller.call_id)
             return results.error(results.UNEXPECTED), Outcome.failed, metric_name
-        answer = results.success(result)
+        answer = results.success(result, repeat=claim is not None and claim.repeat)
         return answer, Outcome.tool_error if answer.is_error else Outcome.ok, metric_name
 
-    async def _route(self, entry: ToolEntry, arguments: dict[str, Any], context: Any, budget: Budget) -> Contract:
+    async def _claim(self, caller: Caller, entry: ToolEntry, arguments: dict[str, Any]) -> Claim | None:
+        """The repeat claim of a side-effecting call (None for a read, or with no claim store)."""
+        if self._repeats is None or not entry.side_effecting:
+            return None
+        if caller.idempotency_key is None and self._settings.repeat_window_seconds <= 0:
+            return None
+        try:
+            return await self._repeats.claim(
+                fingerprint(caller.account_id, caller.call_id, entry.name, arguments),
+                window=self._settings.repeat_window_seconds,
+                idempotency_key=caller.idempotency_key,
+                account_id=caller.account_id,
+            )
+        except PyMongoError as e:
+            # Acting without the claim could act twice; the agent is told to try again instead.
+            log.warning("repeat claim of %s failed: %s", entry.metric_name, e)
+            raise RequestTimeout("the repeat claim could not be made") from None
+
+    async def _release(self, caller: Caller, entry: ToolEntry, arguments: dict[str, Any], claim: Claim) -> None:
+        assert self._repeats is not None
+        try:
+            await self._repeats.release(
+                fingerprint(caller.account_id, caller.call_id, entry.name, arguments),
+                claim,
+                idempotency_key=caller.idempotency_key,
+                account_id=caller.account_id,
+            )
+        except Exception as e:
+            log.warning("could not release the repeat claim of %s: %s", entry.metric_name, e)
+
+    async def _route(
+        self, entry: ToolEntry, arguments: dict[str, Any], context: Any, budget: Budget, command_id: str | None
+    ) -> Contract:
         route = entry.route
         if isinstance(route, GlobalRoute):
             try:
                 args = route.args.model_validate(arguments)
             except ValidationError as e:
                 raise _InvalidArguments(e) from None
-            return await run_global(route, args, context, self._requester, budget)
+            return await run_global(route, args, context, self._requester, budget, command_id)
         if isinstance(route, TransferRoute):
-            return await run_transfer(route, context, self._requester, budget)
+            return await run_transfer(route, context, self._requester, budget, command_id)
         if isinstance(route, ApiRequestRoute):
-            return await run_api_request(route, arguments, context, self._requester, budget)
+            return await run_api_request(route, arguments, context, self._requester, budget, command_id)
         raise AssertionError(f"no handler for {route!r}")
 
 

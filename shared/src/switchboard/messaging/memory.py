@@ -24,8 +24,10 @@ class InMemoryBus:
     def register(self, topic: Topic, processor: CommandProcessor) -> None:
         self._processors[topic] = processor
 
-    async def request(self, type: CommandType, context: CallContext, args: Contract, *, timeout: float) -> Contract:
-        command = build_command(type, context, args, timeout=timeout, reply_to=self.REPLY_TO)
+    async def request(
+        self, type: CommandType, context: CallContext, args: Contract, *, timeout: float, command_id: str | None = None
+    ) -> Contract:
+        command = build_command(type, context, args, timeout=timeout, reply_to=self.REPLY_TO, command_id=command_id)
         return result_of(command, await self.send(command))
 
     async def send(self, command: Command) -> Reply:

@@ -40,18 +40,29 @@ _request_outcomes = meter.create_counter(
 
 class Requester(Protocol):
     async def request(
-        self, type: CommandType, context: CallContext, args: Contract, *, timeout: float
+        self, type: CommandType, context: CallContext, args: Contract, *, timeout: float, command_id: str | None = None
     ) -> Contract:
-        """The typed result, or raises RequestFailed / RequestTimeout / Busy."""
+        """The typed result, or raises RequestFailed / RequestTimeout / Busy.
+
+        `command_id` names the command when the caller decides it (a repeated tool call sends the
+        first call's id again, so the service answers with what it did then); else a new id."""
 
 
 def build_command(
-    command_type: CommandType, context: CallContext, args: Contract, *, timeout: float, reply_to: str
+    command_type: CommandType,
+    context: CallContext,
+    args: Contract,
+    *,
+    timeout: float,
+    reply_to: str,
+    command_id: str | None = None,
 ) -> Command:
     op = OPERATIONS[command_type]
     if not isinstance(args, op.args):
         raise TypeError(f"{command_type} takes {op.args.__name__}, not {type(args).__name__}")
-    return op.command.build(command_type, context, args, timeout=timedelta(seconds=timeout), reply_to=reply_to)
+    return op.command.build(
+        command_type, context, args, timeout=timedelta(seconds=timeout), reply_to=reply_to, command_id=command_id
+    )
 
 
 def result_of(command: Command, reply: Reply) -> Contract:
@@ -118,11 +129,15 @@ class KafkaRequester:
             except KafkaError as e:
                 log.warning("could not delete reply topic %s: %s", self.reply_topic, e)
 
-    async def request(self, type: CommandType, context: CallContext, args: Contract, *, timeout: float) -> Contract:
+    async def request(
+        self, type: CommandType, context: CallContext, args: Contract, *, timeout: float, command_id: str | None = None
+    ) -> Contract:
         if len(self._pending) >= self._max_pending:
             _request_outcomes.add(1, {"type": type.value, "outcome": "busy"})
             raise Busy(f"{len(self._pending)} requests are already waiting")
-        command = build_command(type, context, args, timeout=timeout, reply_to=self.reply_topic)
+        command = build_command(
+            type, context, args, timeout=timeout, reply_to=self.reply_topic, command_id=command_id
+        )
         reply = await self.send(command)
         return result_of(command, reply)
 
