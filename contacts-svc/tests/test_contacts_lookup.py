@@ -11,7 +11,7 @@ import pytest
 
 from contacts_svc.cache import LookupCache
 from contacts_svc.connectors import SearchQuery, SourceUnavailable
-from contacts_svc.handlers import lookup_contact
+from contacts_svc.handlers import WITHHELD, lookup_contact
 from contacts_svc.lookup import ContactFinder, merge
 from contacts_svc.model import Contact, PhoneEntry, SourceConnection, SourceStatus
 from switchboard.contracts import CallContext, Command, CommandType
@@ -24,7 +24,7 @@ from switchboard.contracts.contacts import (
     ContactUpdated,
     LookupContact,
 )
-from switchboard.messaging import InvalidArgument
+from switchboard.messaging import InvalidArgument, NotFound
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 ANN = "+14155550123"
@@ -314,3 +314,18 @@ async def test_handler_refuses_numbers_it_cannot_read_with_a_sentence_for_the_mo
     with pytest.raises(InvalidArgument, match=message):
         await handler(command(number, region=region))
     assert natives.calls == 0
+
+
+@pytest.mark.parametrize("number", ["", "   ", "anonymous", "Anonymous", "restricted", "unavailable", "private"])
+async def test_no_number_to_look_up_is_a_sentence_telling_the_model_to_ask_for_one(number: str) -> None:
+    natives = Natives()
+    handler = partial(lookup_contact, finder=finder(natives, Connections()), regions=Regions({}), reply_margin=0.1)
+    with pytest.raises(NotFound) as raised:
+        await handler(command(number))
+    assert str(raised.value) == WITHHELD
+    assert natives.calls == 0
+
+
+def test_an_empty_number_reaches_the_service_so_it_can_say_what_to_do() -> None:
+    assert LookupContact(phone_number="").phone_number == ""
+    assert "minLength" not in LookupContact.model_json_schema()["properties"]["phone_number"]

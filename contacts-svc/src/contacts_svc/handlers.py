@@ -8,8 +8,13 @@ from contacts_svc.lookup import ContactFinder
 from contacts_svc.model import normalise_number
 from switchboard.contracts import Command
 from switchboard.contracts.contacts import ContactLookup, LookupContact
-from switchboard.messaging import InvalidArgument, Unavailable
-from switchboard.phone import InvalidPhoneNumber
+from switchboard.messaging import InvalidArgument, NotFound, Unavailable
+from switchboard.phone import InvalidPhoneNumber, is_withheld
+
+WITHHELD = (
+    "There is no number to look up: the caller's number is withheld (or none was given). "
+    "Ask the caller for their phone number if you need it, then look that number up."
+)
 
 
 class Regions(Protocol):
@@ -19,6 +24,8 @@ class Regions(Protocol):
 async def lookup_contact(
     command: Command[LookupContact], *, finder: ContactFinder, regions: Regions, reply_margin: float
 ) -> ContactLookup:
+    if is_withheld(command.args.phone_number):
+        raise NotFound(WITHHELD)
     region = command.region or await regions.region(command.account_id)
     try:
         e164 = normalise_number(command.args.phone_number, region)

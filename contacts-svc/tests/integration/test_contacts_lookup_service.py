@@ -5,6 +5,7 @@ import pytest
 
 from switchboard.contracts import CallContext, CommandType, ErrorCode
 from switchboard.contracts.contacts import ContactLookup, ContactSource, LookupContact
+from contacts_svc.handlers import WITHHELD
 from switchboard.messaging import RequestFailed
 
 pytestmark = pytest.mark.integration
@@ -150,3 +151,27 @@ async def test_admin_changes_reach_the_next_lookup_despite_the_cache(requester, 
     events = await read_events(account, 3)
     assert [e["event"] for e in events] == ["contact.created", "contact.updated", "contact.deleted"]
     assert events[1]["phone_numbers"] == [ANN] and events[1]["previous_phone_numbers"] == [ANN]
+
+
+@pytest.mark.parametrize("number", ["", "anonymous", "Restricted"])
+async def test_a_withheld_number_is_a_sentence_the_model_can_act_on(requester, admin, account, number) -> None:
+    await seed(admin, account, "ann", "Ann Smith", ANN)
+    withheld_call = CallContext(
+        account_id=account, persona_id="per-1", call_id="a84b4c76e66710@pc33.atlanta.example.com", region="US"
+    )
+    with pytest.raises(RequestFailed) as failed:
+        await requester.request(CommandType.lookup_contact, withheld_call, LookupContact(phone_number=number), timeout=10)
+    assert failed.value.error.code is ErrorCode.not_found
+    assert failed.value.error.message == WITHHELD
+
+
+async def test_a_sip_call_id_does_not_get_in_the_way_of_a_lookup(requester, admin, account) -> None:
+    await seed(admin, account, "ann", "Ann Smith", ANN)
+    sip_call = CallContext(
+        account_id=account, persona_id="per-1", call_id='a84b/4c76?e6"6710@pc33.atlanta.example.com', region="US"
+    )
+    result = await requester.request(
+        CommandType.lookup_contact, sip_call, LookupContact(phone_number="+1 415 555 0123 ext 5"), timeout=10
+    )
+    assert isinstance(result, ContactLookup) and result.phone_number == ANN
+    assert [c.name for c in result.contacts] == ["Ann Smith"]

@@ -17,11 +17,11 @@ class ContactSource(StrEnum):
 
 class LookupContact(Contract):
     phone_number: str = Field(
-        min_length=1,
         max_length=64,
         description=(
             "The phone number to look up, in any common form: +14155550123, (415) 555-0123, "
-            "004915112345678. National forms use the account's country."
+            "004915112345678. National forms use the account's country. When the caller's number is "
+            "withheld (anonymous, restricted, empty), there is nothing to look up: ask the caller for it."
         ),
     )
 

@@ -69,7 +69,8 @@ GLOBAL_TOOL_PRESENTATION: dict[GlobalTool, ToolPresentation] = {
         description=(
             "Find who a phone number belongs to in the account's contacts (its own address book and any "
             "connected Google or Microsoft contacts). Use it with the caller's number to greet a known "
-            "caller by name, or with a number the caller mentions."
+            "caller by name, or with a number the caller mentions. When the caller's number is withheld "
+            "(anonymous, restricted, unavailable) there is nothing to look up until the caller tells you a number."
         ),
         read_only=True,
         destructive=False,
