@@ -1,17 +1,19 @@
 """docker-compose.yml runs the same system as the native run (`make run`), checked without Docker.
 
-Every process of `switchboard.testing.system.ALL` is a compose service built from its own
-Dockerfile; its settings class validates with the compose environment; ports, healthchecks and the
-shared connection settings agree; images run as a non-root user; traces reach Jaeger through the
-collector.
+Every process of `switchboard.testing.system.ALL` is a compose service built from the one root
+Dockerfile, its build argument MEMBER picking the workspace member; its settings class validates
+with the compose environment; ports, healthchecks and the shared connection settings agree; images
+run as a non-root user; traces reach Jaeger through the collector.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
 import tomllib
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,6 +72,18 @@ def interpolate(value: Any) -> str:
     return _VARIABLE.sub(replace, str(value)).replace("$$", "$")
 
 
+DOCKERFILE_PATH = ROOT / "Dockerfile"
+
+
+@dataclass(frozen=True)
+class Member:
+    """One row of the Dockerfile's table: what the build argument MEMBER turns into."""
+
+    package: str
+    module: str
+    port: int
+
+
 class Dockerfile:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -84,26 +98,41 @@ class Dockerfile:
         starts = [i for i, line in enumerate(self.lines) if line.upper().startswith("FROM ")]
         return self.lines[starts[-1] :]
 
-    def module(self) -> str:
-        (cmd,) = self.instructions("CMD")
-        argv = yaml.safe_load(cmd)
-        assert argv[:2] == ["python", "-m"], f"{self.path}: CMD should be `python -m <module>`, not {cmd}"
-        return argv[2]
+    def table_script(self) -> str:
+        """The RUN step that turns MEMBER into its package, module and port, as the shell runs it."""
+        (script,) = [run for run in self.instructions("RUN") if 'case "$MEMBER"' in run]
+        return script
+
+    def resolve(self, member: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+        """Runs the table step with MEMBER set, writing where /app/process would be."""
+        out = tmp_path / "process"
+        script = self.table_script().replace("/app/process", str(out))
+        return subprocess.run(["sh", "-c", script], env={"MEMBER": member, "PATH": os.environ["PATH"]}, capture_output=True, text=True)
+
+    def table(self) -> dict[str, Member]:
+        """MEMBER -> its package, module and port, as the table step reads."""
+        rows = re.findall(r'([\w-]+)\)\s+echo "([\w-]+) (\w+) (\d+)"', self.table_script())
+        return {member: Member(package, module, int(port)) for member, package, module, port in rows}
+
+
+DOCKERFILE = Dockerfile(DOCKERFILE_PATH)
 
 
 class ComposeProcess:
     """One Switchboard process as compose runs it."""
 
     def __init__(self, spec: ProcessSpec) -> None:
+        table = DOCKERFILE.table()
         matches = [
             (name, service)
             for name, service in COMPOSE["services"].items()
-            if "build" in service and _dockerfile(service).module() == spec.module
+            if "build" in service and table.get(_member(service), Member("", "", 0)).module == spec.module
         ]
         assert len(matches) == 1, f"expected one compose service running {spec.module}, found {[m[0] for m in matches]}"
         self.spec = spec
         self.name, self.service = matches[0]
-        self.dockerfile = _dockerfile(self.service)
+        self.member = _member(self.service)
+        self.image = table[self.member]
         self.env = {key: interpolate(value) for key, value in self.service.get("environment", {}).items()}
 
     def settings(self, monkeypatch: pytest.MonkeyPatch) -> BaseSettings:
@@ -120,20 +149,21 @@ class ComposeProcess:
         return int(self.env[self.spec.port_env])
 
     def healthcheck_ports(self) -> list[int]:
-        checks = [" ".join(self.dockerfile.instructions("HEALTHCHECK"))]
+        (check,) = DOCKERFILE.instructions("HEALTHCHECK")
+        assert "/healthz" in check and "/app/port" in check, f"the image's healthcheck does not ask the member's port: {check!r}"
+        ports = [self.image.port]
         if "healthcheck" in self.service:
-            checks.append(" ".join(map(str, self.service["healthcheck"]["test"])))
-        ports = []
-        for check in checks:
-            urls = re.findall(r"https?://[\w.\[\]:]+/(?:healthz|readyz)", check)
-            assert urls, f"{self.name}: healthcheck without a /healthz or /readyz URL: {check!r}"
+            test = " ".join(map(str, self.service["healthcheck"]["test"]))
+            urls = re.findall(r"https?://[\w.\[\]:]+/(?:healthz|readyz)", test)
+            assert urls, f"{self.name}: healthcheck without a /healthz or /readyz URL: {test!r}"
             ports += [urlsplit(url).port for url in urls]
         return ports
 
 
-def _dockerfile(service: dict[str, Any]) -> Dockerfile:
+def _member(service: dict[str, Any]) -> str:
     build = service["build"]
-    return Dockerfile(ROOT / build.get("context", ".") / build["dockerfile"])
+    assert (ROOT / build.get("context", ".") / build["dockerfile"]).resolve() == DOCKERFILE_PATH, build
+    return build.get("args", {}).get("MEMBER", "")
 
 
 PROCESSES = {spec.name: ComposeProcess(spec) for spec in ALL}
@@ -161,7 +191,6 @@ def test_listens_on_all_interfaces_at_the_port_it_publishes(process: ComposeProc
     assert port == process.port == process.spec.default_port
     published = [str(p).rsplit(":", 1)[-1] for p in process.service.get("ports", [])]
     assert published == [str(port)], f"{process.name} publishes {published}, listens on {port}"
-    assert process.dockerfile.instructions("EXPOSE") == [str(port)]
     assert set(process.healthcheck_ports()) == {port}
 
 
@@ -203,21 +232,47 @@ def test_services_start_after_kafka_and_the_database_are_healthy() -> None:
 
 
 def test_image_is_slim_non_root_and_runs_its_own_module(process: ComposeProcess) -> None:
-    dockerfile = process.dockerfile
-    final = dockerfile.final_stage
+    final = DOCKERFILE.final_stage
     assert re.match(r"FROM python:3\.\d+-slim\b", final[0]), final[0]
     users = [line.split()[1] for line in final if line.upper().startswith("USER ")]
-    assert users and users[-1] not in ("root", "0"), f"{dockerfile.path}: runs as {users or 'root'}"
-    member = dockerfile.path.parent
+    assert users and users[-1] not in ("root", "0"), f"{DOCKERFILE.path}: runs as {users or 'root'}"
+    member = ROOT / process.member
     assert (member / "src" / process.spec.module / "__main__.py").exists()
-    assert f"--package {_project_name(member)}" in dockerfile.text
-    assert f"COPY {member.name} {member.name}" in dockerfile.text
+    assert process.image == Member(_project_name(member), process.spec.module, process.spec.default_port)
+    (cmd,) = DOCKERFILE.instructions("CMD")
+    assert "exec python -m" in cmd and "/app/module" in cmd, f"the image should run `python -m <module>`: {cmd}"
+    assert 'uv sync --frozen --no-dev --no-editable --package "$package"' in DOCKERFILE.text
+    assert "COPY ${MEMBER} ${MEMBER}" in DOCKERFILE.text
 
 
-def test_image_build_sees_every_workspace_member(process: ComposeProcess) -> None:
+def test_one_dockerfile_serves_every_member() -> None:
+    members = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]["members"]
+    processes = [m for m in members if m != "shared"]
+    assert sorted(DOCKERFILE.table()) == sorted(processes)
+    assert {row.module for row in DOCKERFILE.table().values()} == {spec.module for spec in ALL}
+    copies = [m for m in members if (ROOT / m / "Dockerfile").exists()]
+    assert not copies, f"a Dockerfile per member again: {copies}"
+
+
+@pytest.mark.parametrize("member", ["gateway", "leads-svc"])
+def test_the_table_step_names_the_member_package_module_and_port(member: str, tmp_path: Path) -> None:
+    done = DOCKERFILE.resolve(member, tmp_path)
+    assert done.returncode == 0, done.stderr
+    package, module, port = (tmp_path / "process").read_text().split()
+    assert Member(package, module, int(port)) == DOCKERFILE.table()[member]
+
+
+@pytest.mark.parametrize("member", ["", "shared", "nope-svc", "gateway; rm -rf /"])
+def test_a_build_without_a_known_member_stops_with_a_clear_error(member: str, tmp_path: Path) -> None:
+    done = DOCKERFILE.resolve(member, tmp_path)
+    assert done.returncode != 0
+    assert "MEMBER must be one of gateway, persona-svc, call-control-svc, contacts-svc, leads-svc" in done.stderr
+
+
+def test_image_build_sees_every_workspace_member() -> None:
     """`uv sync --frozen` checks the lock against the whole workspace, so each member's pyproject is copied."""
     members = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]["members"]
-    text = process.dockerfile.text
+    text = DOCKERFILE.text
     assert "COPY pyproject.toml uv.lock ./" in text
     for member in members:
         assert f"COPY {member} {member}" in text or f"COPY {member}/pyproject.toml {member}/pyproject.toml" in text
