@@ -14,14 +14,14 @@ from typing import Protocol
 from pymongo import AsyncMongoClient
 
 from gateway.catalog import EVENT_MODELS, Catalogs
-from gateway import repeats as repeat_claims
-from gateway.repeats import InMemoryRepeats, MongoRepeats, Repeats, RepeatStore
+from gateway.repeats import RETAINED, InMemoryRepeats, MongoRepeats, Repeats, RepeatStore
 from gateway.repository import INDEXES, ApiKeyStore, MongoApiKeys
 from gateway.settings import GatewaySettings
 from switchboard.contracts import Topic
 from switchboard.messaging.events import EventConsumer
 from switchboard.messaging.requester import KafkaRequester, Requester
 from switchboard.mongo import connect, ensure_indexes
+from switchboard.retention import Retention
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class KeyDatabase:
         self.db = self.client[settings.mongo_database]
 
     async def start(self) -> None:
-        await ensure_indexes(self.db, [*INDEXES, *repeat_claims.INDEXES])
+        await ensure_indexes(self.db, INDEXES)
 
     async def stop(self) -> None:
         await self.client.close()
@@ -103,6 +103,7 @@ def bootstrap(
         checks["database"] = database.ready
         keys = MongoApiKeys(database.db)
         repeats = repeats or MongoRepeats(database.db)
+        components.append(Retention(database.db, [RETAINED]))
     if requester is None:
         kafka_requester = KafkaRequester(settings, instance_id=settings.instance_id, max_pending=settings.max_pending)
         started = Started(kafka_requester)

@@ -26,7 +26,8 @@ from typing import Any, Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 
 from switchboard.contracts import new_command_id, utcnow
-from switchboard.mongo import DuplicateKeyError, IndexSpec
+from switchboard.mongo import DuplicateKeyError
+from switchboard.retention import Retained
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ RETENTION = timedelta(days=1)
 """How long a claim is kept; an `Idempotency-Key` is honoured this long."""
 MAX_GENERATIONS = 1000
 
-INDEXES = [IndexSpec(COLLECTION, [("claimed_at", 1)], name="claimed_at")]
+RETAINED = Retained(COLLECTION, "claimed_at", RETENTION)
 
 
 @dataclass(frozen=True, slots=True)

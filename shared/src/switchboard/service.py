@@ -23,6 +23,7 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 import uvicorn
@@ -38,9 +39,12 @@ from switchboard.contracts import CommandType, Topic, operations_of
 from switchboard.messaging import CommandProcessor, Handler, kafka
 from switchboard.messaging.consumer import CommandConsumer
 from switchboard.messaging.events import EventPublisher, KafkaEventPublisher, ensure_event_topics
+from switchboard.messaging.idempotency import COLLECTION as PROCESSED_COMMANDS
 from switchboard.messaging.idempotency import INDEXES as PROCESSED_INDEXES
 from switchboard.messaging.idempotency import MongoProcessedCommands
 from switchboard.mongo import IndexSpec, connect, ensure_indexes
+from switchboard.periodic import Periodic  # noqa: F401  (re-exported: the services' relays import it here)
+from switchboard.retention import Retained, Retention
 from switchboard.settings import SwitchboardSettings
 from switchboard.telemetry import setup_telemetry, shutdown_telemetry
 
@@ -58,6 +62,17 @@ class ServiceSettings(SwitchboardSettings):
         default=10_000, ge=1000, description="Kafka consumer session timeout: how soon a dead replica's partitions move."
     )
     instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    retention_seconds: float = Field(
+        default=86_400,
+        ge=600,
+        description=(
+            "How long records kept only for idempotency or relaying (processed commands, relay claims, "
+            "sent outbox entries) are kept before they are removed."
+        ),
+    )
+    retention_sweep_seconds: float = Field(
+        default=600, gt=0, description="How often a store without TTL indexes (FerretDB) is swept of expired records."
+    )
     admin_token: SecretStr | None = Field(
         default=None,
         validation_alias="SWITCHBOARD_ADMIN_TOKEN",
@@ -68,38 +83,6 @@ class ServiceSettings(SwitchboardSettings):
 class Component(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-
-
-class Periodic:
-    """A background component that calls `run_once` every `interval` seconds until it is stopped.
-
-    A pass that fails is logged and the next one runs on time: a relay or a sweep must outlive a
-    broker or database outage.
-    """
-
-    def __init__(self, *, interval: float, name: str) -> None:
-        self._interval = interval
-        self._name = name
-        self._task: asyncio.Task[None] | None = None
-
-    async def run_once(self) -> object:
-        raise NotImplementedError
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self._name)
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("%s pass failed; next one in %.0f s", self._name, self._interval)
 
 
 @dataclass(frozen=True)
@@ -146,7 +129,11 @@ class Service:
         routers: Callable[[Runtime], Sequence[APIRouter]] | None = None,
         background: Callable[[Runtime], Sequence[Component]] | None = None,
         on_start: Callable[[Runtime], Awaitable[None]] | None = None,
+        retained: Sequence[tuple[str, str]] = (),
     ) -> None:
+        """`retained`: (collection, datetime field) of the service's own records that are kept only
+        for idempotency or relaying, removed `retention_seconds` after that time (processed commands
+        always are)."""
         self.name = name
         self.settings = settings
         self._topic = topic
@@ -156,6 +143,7 @@ class Service:
         self._routers = routers
         self._background = background
         self._on_start = on_start
+        self._retained = [(PROCESSED_COMMANDS, "claimed_at"), *retained]
         self._client: AsyncMongoClient | None = None
         self._producer: AIOKafkaProducer | None = None
         self._consumer: CommandConsumer | None = None
@@ -196,7 +184,11 @@ class Service:
             producer=self._producer,
         )
         await self._consumer.start()
-        self._components = list(self._background(self.runtime)) if self._background else []
+        keep = timedelta(seconds=settings.retention_seconds)
+        retention = Retention(
+            db, [Retained(c, f, keep) for c, f in self._retained], interval=settings.retention_sweep_seconds
+        )
+        self._components = [retention, *(self._background(self.runtime) if self._background else ())]
         for component in self._components:
             await component.start()
         for router in self._routers(self.runtime) if self._routers else ():
