@@ -9,6 +9,7 @@ import httpx2
 import pytest
 
 from gateway.auth import create_key
+from gateway.capacity import Capacity, Refusal
 from gateway.edge import matches
 from gateway.settings import GatewaySettings
 from switchboard.contracts import CommandType
@@ -30,6 +31,7 @@ def gateway_settings() -> GatewaySettings:
         allowed_origins=["https://portal.example.com"],
         key_cache_seconds=0,
         max_in_flight=2,
+        body_timeout=0.5,
     )
 
 
@@ -244,3 +246,108 @@ def test_host_patterns() -> None:
     assert not matches("127.0.0.1:", ["127.0.0.1:*"])
     assert matches("anything", ["*"])
     assert matches("http://localhost:3000", ["http://localhost:*"])
+
+
+def _scope(headers: dict[str, str]) -> dict:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": PATH,
+        "raw_path": PATH.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "server": ("127.0.0.1", 9443),
+        "client": ("127.0.0.1", 50000),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in {"Host": "127.0.0.1:9443", **ACCEPT, **headers}.items()],
+    }
+
+
+async def _asgi(app, headers: dict[str, str], messages: list[dict]) -> list[dict]:
+    """Run one request through the app; `receive` hands out `messages`, then waits forever."""
+    pending = list(messages)
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        if pending:
+            return pending.pop(0)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app(_scope(headers), receive, send)
+    return sent
+
+
+async def test_a_body_that_stops_arriving_is_answered_408_and_nothing_is_sent(gateway, helpers, responder) -> None:
+    partial = {"type": "http.request", "body": json.dumps(LIST_TOOLS).encode()[:10], "more_body": True}
+    sent = await _asgi(gateway.app, helpers.headers(gateway.key), [partial])
+    assert sent[0]["status"] == 408
+    assert (b"connection", b"close") in sent[0]["headers"]
+    assert json.loads(sent[1]["body"])["error"] == "request_timeout"
+    assert responder.commands == []
+
+
+async def test_a_body_longer_than_allowed_without_a_declared_length_is_413(gateway, helpers, responder) -> None:
+    chunk = {"type": "http.request", "body": b"x" * 1500, "more_body": True}
+    sent = await _asgi(gateway.app, helpers.headers(gateway.key), [chunk, chunk])
+    assert sent[0]["status"] == 413
+    assert responder.commands == []
+
+
+async def test_a_client_that_disconnects_is_an_info_line_and_gets_nothing(gateway, helpers, responder, caplog) -> None:
+    caplog.set_level("INFO")
+    partial = {"type": "http.request", "body": b"{", "more_body": True}
+    sent = await _asgi(gateway.app, helpers.headers(gateway.key), [partial, {"type": "http.disconnect"}])
+    assert sent == []
+    assert responder.commands == []
+    records = [r for r in caplog.records if "disconnected" in r.getMessage()]
+    assert records and all(r.levelname == "INFO" and r.exc_info is None for r in records)
+    assert not [r for r in caplog.records if r.levelno >= 40]
+
+
+def test_in_flight_capacity_is_shared_per_key_and_account_within_the_total() -> None:
+    capacity = Capacity(total=5, per_key=2, per_account=3, unauthenticated=1)
+    assert capacity.enter("k1", "a1") is None and capacity.enter("k1", "a1") is None
+    assert capacity.enter("k1", "a1") is Refusal.key
+    assert capacity.enter("k2", "a1") is None
+    assert capacity.enter("k3", "a1") is Refusal.account
+    assert capacity.enter("k4", "a2") is None and capacity.enter("k5", "a3") is None
+    assert capacity.enter("k6", "a4") is Refusal.gateway
+    capacity.leave("k1", "a1")
+    assert capacity.enter("k6", "a4") is None
+    for key, account in [("k1", "a1"), ("k2", "a1"), ("k4", "a2"), ("k5", "a3"), ("k6", "a4")]:
+        capacity.leave(key, account)
+    assert capacity.in_flight == 0 and capacity.held_by_key("k1") == 0
+
+    assert capacity.enter_unauthenticated() and not capacity.enter_unauthenticated()
+    capacity.leave_unauthenticated()
+    assert capacity.enter_unauthenticated()
+
+
+async def test_a_keys_requests_over_its_share_get_429_while_another_account_is_served(
+    http, gateway, helpers, responder
+) -> None:
+    edge = gateway.app.mcp
+    edge._capacity = Capacity(total=10, per_key=2, per_account=4, unauthenticated=4)
+    other = (await create_key(gateway.keys, gateway.settings.pepper(), helpers.OTHER_ACCOUNT)).key
+
+    def held(i: int) -> dict:
+        arguments = {"name": helpers.HOLD, "intent": f"share{i}"}
+        return {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "create_lead", "arguments": arguments}}
+
+    headers = helpers.headers(gateway.key)
+    holding = [asyncio.create_task(post(http, headers, held(i))) for i in range(2)]
+    while len(responder.sent(CommandType.create_lead)) < 2:
+        await asyncio.sleep(0.01)
+    refused = await post(http, headers)
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "too_many_in_flight" and refused.headers["Retry-After"] == "1"
+    served = await post(http, helpers.headers(other, account=helpers.OTHER_ACCOUNT, persona=helpers.OTHER_PERSONA))
+    assert served.status_code == 200
+    responder.release.set()
+    assert [(await task).status_code for task in holding] == [200, 200]

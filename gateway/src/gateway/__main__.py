@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from gateway.app import create_app
+from gateway.protocol import edge_protocol
 from gateway.settings import GatewaySettings, MissingSecret
 from switchboard.service import configure_logging, freeze_startup_objects, run_process
 from switchboard.telemetry import setup_telemetry, shutdown_telemetry
@@ -47,11 +48,15 @@ class GatewayServer(uvicorn.Server):
 
 
 def uvicorn_config(settings: GatewaySettings, app: FastAPI | None = None) -> uvicorn.Config:
-    """One worker serving the app on the configured address; HTTPS when a certificate and key are set."""
+    """One worker serving the app on the configured address; HTTPS when a certificate and key are set.
+
+    The HTTP protocol bounds each request head's size and the time it takes to arrive (`gateway.protocol`).
+    """
     return uvicorn.Config(
         app if app is not None else create_app(settings),
         host=settings.host,
         port=settings.port,
+        http=edge_protocol(max_header_bytes=settings.max_header_bytes, header_timeout=settings.header_timeout),
         workers=1,
         lifespan="on",
         log_level="warning",

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.auth import Authenticator
 from gateway.bootstrap import Runtime, bootstrap
+from gateway.capacity import Capacity
 from gateway.edge import MCP_PATH, Edge
 from gateway.ratelimit import RateLimiter
 from gateway.repository import ApiKeyStore
@@ -69,7 +70,13 @@ def create_app(
         allowed_hosts=settings.allowed_hosts,
         allowed_origins=settings.allowed_origins,
         max_body_bytes=settings.max_body_bytes,
-        max_in_flight=settings.max_in_flight,
+        capacity=Capacity(
+            total=settings.max_in_flight,
+            per_key=settings.max_in_flight_per_key,
+            per_account=settings.max_in_flight_per_account,
+            unauthenticated=settings.max_unauthenticated,
+        ),
+        body_timeout=settings.body_timeout,
     )
 
     serving = asyncio.Event()

@@ -113,6 +113,30 @@ class GatewaySettings(SwitchboardSettings):
     max_pending: int = Field(
         default=10_000, ge=1, description="Tool calls waiting for replies before new ones are refused."
     )
+    max_in_flight_per_key: int = Field(
+        default=16,
+        ge=1,
+        description="Requests one API key may have served at once; more are answered 429 (its share of max_in_flight).",
+    )
+    max_in_flight_per_account: int = Field(
+        default=32,
+        ge=1,
+        description="Requests one account's keys together may have served at once; more are answered 429.",
+    )
+    max_unauthenticated: int = Field(
+        default=16,
+        ge=1,
+        description="Requests whose API key is still being checked, at once; more are answered 503 busy.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, le=1024 * 1024, description="Largest request line and headers (431 above)."
+    )
+    header_timeout: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds a request's headers may take to arrive (408 after)."
+    )
+    body_timeout: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds a request's body may take to arrive once its headers did (408 after)."
+    )
     instance_id: str = Field(default_factory=lambda: f"gw-{socket.gethostname()}-{os.getpid()}")
 
     @model_validator(mode="after")
