@@ -63,6 +63,9 @@ class ContactsSettings(ServiceSettings):
 
     import_max_bytes: int = Field(default=10_000_000, ge=1, description="Largest CSV or vCard body an import accepts.")
     import_max_rows: int = Field(default=50_000, ge=1)
+    max_body_bytes: int = Field(
+        default=10_100_000, ge=1024, description="Largest request body: an import's file plus room for its form."
+    )
 
     @model_validator(mode="after")
     def _oauth_clients_are_complete(self) -> "ContactsSettings":

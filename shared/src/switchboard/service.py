@@ -35,6 +35,7 @@ from pydantic import Field, SecretStr
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from switchboard.admin import AdminGate, document_admin_responses
 from switchboard.contracts import CommandType, Topic, operations_of
 from switchboard.messaging import CommandProcessor, Handler, kafka
 from switchboard.messaging.consumer import CommandConsumer
@@ -62,6 +63,9 @@ class ServiceSettings(SwitchboardSettings):
         default=10_000, ge=1000, description="Kafka consumer session timeout: how soon a dead replica's partitions move."
     )
     instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body the HTTP API accepts (413 above, before reading it)."
+    )
     retention_seconds: float = Field(
         default=86_400,
         ge=600,
@@ -152,6 +156,8 @@ class Service:
         self._http_task: asyncio.Task[None] | None = None
         self.runtime: Runtime | None = None
         self.app = FastAPI(title=f"switchboard {name}", docs_url=None, redoc_url=None)
+        self.app.add_middleware(AdminGate, token=settings.admin_token, max_body_bytes=settings.max_body_bytes)
+        document_admin_responses(self.app)
         self.app.add_api_route("/healthz", self._healthz, methods=["GET"], include_in_schema=False)
         self.app.add_api_route("/readyz", self._readyz, methods=["GET"], include_in_schema=False)
 
