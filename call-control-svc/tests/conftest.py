@@ -40,6 +40,9 @@ class FakeAri:
     in_stasis: set[str] = field(default_factory=set)
     requests: list[AriRequest] = field(default_factory=list)
     fail_next: list[tuple[int, dict]] = field(default_factory=list)
+    variables: dict[str, dict[str, str]] = field(default_factory=dict)
+    continued: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    """Each channel that left for the dial plan, with its variables at that moment."""
 
     def add_channel(self, channel_id: str, technology: str = "PJSIP", *, in_stasis: bool = True) -> None:
         self.channels[channel_id] = technology
@@ -50,6 +53,7 @@ class FakeAri:
         return Starlette(
             routes=[
                 Route("/ari/channels/{channel_id}/continue", self._continue, methods=["POST"]),
+                Route("/ari/channels/{channel_id}/variable", self._variable, methods=["POST"]),
                 Route("/ari/channels/{channel_id}/redirect", self._redirect, methods=["POST"]),
                 Route("/ari/channels/{channel_id}", self._delete, methods=["DELETE"]),
             ]
@@ -78,6 +82,21 @@ class FakeAri:
         if channel not in self.in_stasis:
             return JSONResponse({"message": "Channel not in Stasis application"}, 409)
         self.in_stasis.discard(channel)
+        self.continued.append((channel, dict(self.variables.get(channel, {}))))
+        return Response(status_code=204)
+
+    async def _variable(self, request: Request) -> Response:
+        if (refusal := await self._guard(request)) is not None:
+            return refusal
+        channel = request.path_params["channel_id"]
+        variable = request.query_params.get("variable")
+        if not variable:
+            return JSONResponse({"message": "Variable name is required"}, 400)
+        if channel not in self.channels:
+            return JSONResponse({"message": "Channel not found"}, 404)
+        if channel not in self.in_stasis:
+            return JSONResponse({"message": "Channel not in Stasis application"}, 409)
+        self.variables.setdefault(channel, {})[variable] = request.query_params.get("value", "")
         return Response(status_code=204)
 
     async def _redirect(self, request: Request) -> Response:

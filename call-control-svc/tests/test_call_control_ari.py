@@ -40,10 +40,47 @@ async def failure_of(coro) -> TelephonyError:
 async def test_transfer_continues_the_channel_in_the_dial_plan(ari, fake_ari) -> None:
     fake_ari.add_channel("1712345678.42")
     await ari.transfer(call(), NUMBER, timeout=2)
-    [request] = fake_ari.requests
+    variable, request = fake_ari.requests
+    assert (variable.method, variable.path) == ("POST", "/ari/channels/1712345678.42/variable")
+    assert variable.query == {"variable": "SWITCHBOARD_DTMF", "value": ""}
     assert (request.method, request.path) == ("POST", "/ari/channels/1712345678.42/continue")
     assert request.query == {"context": "switchboard-transfer", "extension": "+14155550123", "priority": "1"}
     assert "1712345678.42" not in fake_ari.in_stasis
+
+
+async def test_an_extension_goes_to_the_dial_plan_with_the_channel_to_be_sent_once_the_line_answers(ari, fake_ari) -> None:
+    fake_ari.add_channel("1712345678.42")
+    await ari.transfer(call(), Destination(number="+14155550123", kind="e164", extension="22"), timeout=2)
+    assert [(r.method, r.path) for r in fake_ari.requests] == [
+        ("POST", "/ari/channels/1712345678.42/variable"),
+        ("POST", "/ari/channels/1712345678.42/continue"),
+    ]
+    assert fake_ari.continued == [("1712345678.42", {"SWITCHBOARD_DTMF": "22"})]
+    assert fake_ari.requests[1].query["extension"] == "+14155550123"
+
+
+async def test_digits_of_a_failed_attempt_are_not_dialled_on_the_next(ari, fake_ari) -> None:
+    fake_ari.add_channel("ch-1")
+    fake_ari.fail_next.extend([(204, {}), (500, {"message": "Allocation failed"})])
+    with_extension = Destination(number="+14155550123", kind="e164", extension="22")
+    fake_ari.variables["ch-1"] = {"SWITCHBOARD_DTMF": "22"}
+    error = await failure_of(ari.transfer(call("c", channel_id="ch-1"), with_extension, timeout=2))
+    assert error.failure is TelephonyFailure.unavailable
+    await ari.transfer(call("c", channel_id="ch-1"), NUMBER, timeout=2)
+    assert fake_ari.continued == [("ch-1", {"SWITCHBOARD_DTMF": ""})]
+
+
+async def test_redirect_mode_refuses_an_extension_instead_of_dropping_it(fake_ari) -> None:
+    adapter = AriTelephony(fake_ari.base_url, fake_ari.username, fake_ari.password, mode=AriTransferMode.redirect)
+    fake_ari.add_channel("ch-1")
+    try:
+        error = await failure_of(
+            adapter.transfer(call("c1", channel_id="ch-1"), Destination(number="+14155550123", kind="e164", extension="5"), timeout=2)
+        )
+    finally:
+        await adapter.stop()
+    assert error.failure is TelephonyFailure.rejected and "extension 5" in error.detail
+    assert fake_ari.requests == [] and "ch-1" in fake_ari.in_stasis
 
 
 async def test_redirect_mode_sends_the_endpoint_of_a_number_or_an_extension(fake_ari) -> None:
@@ -196,4 +233,9 @@ async def test_an_ari_failure_is_a_clear_tool_error_and_the_call_goes_back_to_ac
     result = await transfer(command())
     assert result.accepted
     assert (await calls.get("acc", "c-1")).state(utcnow(), policy.abandoned_after) is CallState.transferred
-    assert [r.path for r in fake_ari.requests] == ["/ari/channels/1712345678.42/continue"] * 3
+    assert [r.path for r in fake_ari.requests] == [
+        "/ari/channels/1712345678.42/variable",
+        "/ari/channels/1712345678.42/variable",
+        "/ari/channels/1712345678.42/variable",
+        "/ari/channels/1712345678.42/continue",
+    ]

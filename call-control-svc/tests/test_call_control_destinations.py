@@ -88,3 +88,38 @@ def test_any_text_is_either_a_valid_destination_or_a_clear_domain_error(text, re
         assert destination.number.isdigit() and 2 <= len(destination.number) <= 6
     else:
         assert destination.number.startswith("+") and destination.number[1:].isdigit()
+
+
+@pytest.mark.parametrize(
+    ("text", "extension"),
+    [
+        ("+1 415 555 0123 ext 5", "5"),
+        ("4155550123x12", "12"),
+        ("tel:+14155550123;ext=22", "22"),
+        ("+14155550123;ext=22", "22"),
+        ("+14155550123,,22", "22"),
+        ("(415) 555-0123 extension 7", "7"),
+    ],
+)
+def test_an_extension_on_a_number_is_kept_to_be_dialled_after_the_connection(text, extension) -> None:
+    assert resolve_destination(text, "US", DEFAULT) == Destination(
+        number="+14155550123", kind="e164", extension=extension
+    )
+
+
+def test_a_number_without_an_extension_has_none() -> None:
+    assert resolve_destination("+14155550123", "US", DEFAULT).extension is None
+    assert resolve_destination("2001", "US", DEFAULT).extension is None
+
+
+@pytest.mark.parametrize("text", ["+14155550123 ext abc", "4155550123w22", "2001 ext 5", "+1 555 ext 5"])
+def test_an_unreadable_extension_is_refused_never_dropped(text) -> None:
+    with pytest.raises(InvalidArgument, match="area code"):
+        resolve_destination(text, "US", DEFAULT)
+
+
+def test_the_rules_apply_to_the_line_of_a_number_with_an_extension() -> None:
+    with pytest.raises(Refused, match="premium-rate"):
+        resolve_destination("+1 900 555 0123 ext 5", "US", DEFAULT)
+    with pytest.raises(Refused, match="emergency"):
+        resolve_destination("911", "US", DEFAULT)

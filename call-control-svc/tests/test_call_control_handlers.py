@@ -108,6 +108,46 @@ async def test_transfer_to_a_resolved_user_keeps_the_target(world) -> None:
     assert world.events(CallTransferred)[0].target == target
 
 
+@pytest.mark.parametrize("number", ["+1 415 555 0123 ext 22", "4155550123x22", "tel:+14155550123;ext=22", "+14155550123,,22"])
+async def test_an_extension_is_dialled_after_the_connection_and_the_model_is_told(world, number) -> None:
+    await world.start_call()
+    result = await transfer(world, number)
+    assert isinstance(result, TransferResult) and result.accepted
+    assert (result.destination, result.extension) == ("+14155550123", "22")
+    assert "extension 22" in result.message
+    [(_, destination)] = world.telephony.transfers
+    assert (destination.number, destination.extension) == ("+14155550123", "22")
+    [event] = world.events(CallTransferred)
+    assert event.extension == "22"
+
+
+async def test_a_user_whose_number_carries_an_extension_is_reached_on_it(world) -> None:
+    await world.start_call()
+    target = TransferTarget(kind=TargetKind.user, id="u-7", name="Dana Scully")
+    result = await transfer(world, "+14155550123;ext=4711", target=target)
+    assert result.extension == "4711" and "Dana Scully" in result.message and "extension 4711" in result.message
+    assert world.telephony.transfers[0][1].extension == "4711"
+
+
+async def test_a_transfer_to_an_unreadable_extension_is_refused_and_nothing_happens(world) -> None:
+    await world.start_call()
+    with pytest.raises(RequestFailed) as failed:
+        await transfer(world, "+14155550123 ext abc")
+    assert failed.value.error.code is ErrorCode.invalid_argument
+    assert world.telephony.transfers == [] and await world.state() is CallState.active
+    assert (await world.calls.get("acc-1", "call-1")).actions == []
+
+
+async def test_a_sip_call_id_is_transferred_and_hung_up_like_any_other(world) -> None:
+    call_id = 'a84b4c76e66710@pc33.atlanta.example.com/x?y="z"'
+    await world.start_call(call_id)
+    result = await transfer(world, "2001", call_id=call_id)
+    assert result.accepted and world.telephony.transfers[0][0] == call_id
+    assert await world.state(call_id) is CallState.transferred
+    await world.start_call("a84b4c76e66710@pc33.atlanta.example.com")
+    assert await world.state("a84b4c76e66710@pc33.atlanta.example.com") is CallState.active
+
+
 async def test_a_redelivered_transfer_command_returns_the_stored_reply_and_transfers_once(world) -> None:
     await world.start_call()
     command = Command[TransferCall].build(

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, Valid
 from switchboard.admin import require_admin
 from switchboard.contracts import utcnow
 from switchboard.contracts.call_control import CallEnded, CallStarted, CallState, TransferTarget
-from switchboard.contracts.envelope import IDENTIFIER
+from switchboard.contracts.envelope import CALL_ID, IDENTIFIER
 from switchboard.phone import mask
 
 from call_control_svc.destinations import DestinationRules
@@ -39,7 +39,13 @@ CallEvent = Annotated[CallStarted | CallEnded, Field(discriminator="event")]
 _call_event: TypeAdapter[CallStarted | CallEnded] = TypeAdapter(CallEvent)
 
 AccountId = Annotated[str, Path(pattern=IDENTIFIER, description="The account that owns the call.")]
-CallId = Annotated[str, Path(pattern=IDENTIFIER)]
+CallId = Annotated[
+    str,
+    Path(
+        pattern=CALL_ID,
+        description="The call id, percent-encoded: a SIP Call-ID may hold `@`, `/`, `?`, quotes and the like.",
+    ),
+]
 AccountQuery = Annotated[str, Query(pattern=IDENTIFIER, description="The account that owns the call.")]
 
 
@@ -62,6 +68,7 @@ class ActionView(View):
     status: str
     destination: str | None
     destination_kind: str | None
+    extension: str | None = Field(description="Digits dialled once the destination answers.")
     target: TransferTarget | None
     failure: str | None
     claimed_at: datetime
@@ -84,7 +91,11 @@ class PlaceCall(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     account_id: str = Field(pattern=IDENTIFIER)
-    call_id: str | None = Field(default=None, pattern=IDENTIFIER, description="Generated when absent.")
+    call_id: str | None = Field(
+        default=None,
+        pattern=CALL_ID,
+        description="The PBX's id of the call (any visible ASCII, up to 256 characters); generated when absent.",
+    )
     persona_id: str = Field(pattern=IDENTIFIER)
     caller_number: str | None = Field(default=None, max_length=64)
     called_number: str | None = Field(default=None, max_length=64)
@@ -127,7 +138,7 @@ def admin_router(calls: Calls, rules: Rules, admin_token: SecretStr | None, poli
     async def put_rules(account_id: AccountId, body: DestinationRules) -> DestinationRules:
         return await rules.put(account_id, body)
 
-    @router.get("/calls/{call_id}", response_model=CallView)
+    @router.get("/calls/{call_id:path}", response_model=CallView)
     async def get_call(account_id: AccountId, call_id: CallId) -> CallView:
         record = await calls.get(account_id, call_id)
         if record.call is None and record.end is None:
@@ -164,7 +175,7 @@ def pbx_router(pbx: SimulatedPbx, calls: Calls, facts: CallFacts, admin_token: S
         await report_call_event(started, calls=calls, facts=facts)
         return placed
 
-    @router.post("/{call_id}/hangup", response_model=SimulatedCall)
+    @router.post("/{call_id:path}/hangup", response_model=SimulatedCall)
     async def caller_hangs_up(call_id: CallId, account_id: AccountQuery) -> SimulatedCall:
         """The caller hangs up (`call.ended`). Hanging up a call that already ended changes nothing."""
         outcome = await pbx.caller_hangs_up(account_id, call_id)
@@ -178,7 +189,7 @@ def pbx_router(pbx: SimulatedPbx, calls: Calls, facts: CallFacts, admin_token: S
             await report_call_event(ended, calls=calls, facts=facts)
         return call
 
-    @router.get("/{call_id}", response_model=SimulatedCall)
+    @router.get("/{call_id:path}", response_model=SimulatedCall)
     async def get_call(call_id: CallId, account_id: AccountQuery) -> SimulatedCall:
         """What the simulated PBX did with the call: its state and every transfer and hang-up, in order."""
         call = await pbx.get(account_id, call_id)
@@ -260,6 +271,7 @@ def _call_view(record: CallRecord, policy: CallPolicy) -> CallView:
                 status=a.status.value,
                 destination=a.destination.number if a.destination else None,
                 destination_kind=a.destination.kind if a.destination else None,
+                extension=a.destination.extension if a.destination else None,
                 target=a.target,
                 failure=a.failure,
                 claimed_at=a.claimed_at,

@@ -6,13 +6,29 @@ ARI answers, per its Channels REST API:
   412 channel in an invalid state;
 - `POST /ari/channels/{id}/redirect?endpoint=`: 400 endpoint missing, 404 channel or endpoint not found,
   409 not in a Stasis application, 412 invalid state, 422 endpoint not of the channel's type;
-- `DELETE /ari/channels/{id}`: 400 invalid reason, 404 channel not found.
+- `DELETE /ari/channels/{id}`: 400 invalid reason, 404 channel not found;
+- `POST /ari/channels/{id}/variable?variable=&value=`: 400 variable missing, 404 channel not found,
+  409 not in a Stasis application.
+
+A destination with an extension (`+14155550123;ext=22`) is dialled, then the extension's digits are
+sent once the line answers. Once `continue` or `redirect` takes the caller's channel out of the Stasis
+application, ARI can no longer act on it (`POST /channels/{id}/dtmf` answers 409), so the dial plan
+sends the digits: the adapter sets the channel variable `SWITCHBOARD_DTMF` to them before it
+continues the channel (to the empty value when there is no extension, so digits set for an attempt
+that failed are never dialled on the next), and the transfer context dials with Asterisk's `D`
+option when there are digits, e.g.
+`exten => _+X.,1,Dial(PJSIP/${EXTEN}@trunk,,${IF($["${SWITCHBOARD_DTMF}"!=""]?D(ww${SWITCHBOARD_DTMF}))})`.
+A redirect hands the call
+to another endpoint with no dial plan of ours in between, so in redirect mode a destination with an
+extension is refused (the model is told to use the number alone or another destination), never
+transferred without it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from urllib.parse import quote
 
 import httpx
@@ -23,6 +39,9 @@ from call_control_svc.settings import AriTransferMode
 from call_control_svc.telephony import TelephonyError, TelephonyFailure
 
 log = logging.getLogger(__name__)
+
+DTMF_VARIABLE = "SWITCHBOARD_DTMF"
+"""The channel variable that carries the digits to send once the transfer's destination answers."""
 
 
 class AriTelephony:
@@ -65,14 +84,26 @@ class AriTelephony:
 
     async def transfer(self, call: Call, destination: Destination, *, timeout: float) -> None:
         channel = quote(call.pbx_channel, safe="")
+        if destination.extension and self._mode is not AriTransferMode.dialplan:
+            raise TelephonyError(
+                TelephonyFailure.rejected,
+                f"this phone system cannot dial extension {destination.extension} after a redirect; "
+                "transfer to the number without the extension, or to another destination",
+            )
         if self._mode is AriTransferMode.dialplan:
+            # Always set, empty when there is no extension: a value left from an earlier attempt is never dialled.
+            until = time.monotonic() + timeout
+            variable = {"variable": DTMF_VARIABLE, "value": destination.extension or ""}
+            await self._send("POST", f"/ari/channels/{channel}/variable", variable, timeout=timeout, call=call)
+            timeout = until - time.monotonic()
             path = f"/ari/channels/{channel}/continue"
             params = {"context": self._context, "extension": destination.number, "priority": str(self._priority)}
         else:
             path = f"/ari/channels/{channel}/redirect"
             params = {"endpoint": self._endpoints[destination.kind].format(destination=destination.number)}
         await self._send("POST", path, params, timeout=timeout, call=call)
-        log.info("ARI transferred call %s to %s", call.call_id, mask(destination.number))
+        then = f", then extension {destination.extension}" if destination.extension else ""
+        log.info("ARI transferred call %s to %s%s", call.call_id, mask(destination.number), then)
 
     async def hangup(self, call: Call, *, timeout: float) -> None:
         path = f"/ari/channels/{quote(call.pbx_channel, safe='')}"

@@ -11,7 +11,7 @@ import phonenumbers
 from phonenumbers import PhoneNumberType, shortnumberinfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from switchboard.messaging import InvalidArgument, Refused
-from switchboard.phone import InvalidPhoneNumber, is_extension, to_e164
+from switchboard.phone import InvalidPhoneNumber, is_extension, parse_number
 
 from call_control_svc.model import Destination
 
@@ -56,14 +56,15 @@ def resolve_destination(text: str, region: str, rules: DestinationRules) -> Dest
             raise Refused("This account does not allow transfers to internal extensions; use a full phone number.")
         return Destination(number=candidate, kind="extension")
     try:
-        number = to_e164(candidate, region)
+        number = parse_number(candidate, region)
     except InvalidPhoneNumber as e:
         raise InvalidArgument(
-            f"{e} Give a phone number with its area code (or in international form, e.g. +14155550123) "
+            f"{e} Give a phone number with its area code (or in international form, e.g. +14155550123), "
+            "optionally followed by an extension in digits (+14155550123 ext 22), "
             "or an internal extension of 2 to 6 digits."
         ) from None
-    _check_rules(number, region, rules)
-    return Destination(number=number, kind="e164")
+    _check_rules(number.e164, region, rules)
+    return Destination(number=number.e164, kind="e164", extension=number.extension)
 
 
 def _check_rules(number: str, region: str, rules: DestinationRules) -> None:

@@ -44,6 +44,7 @@ class CallFacts:
                 call_id=action.call_id,
                 transfer_id=action.id,
                 destination=action.destination.number,
+                extension=action.destination.extension,
                 target=action.target,
                 transferred_at=action.finished_at or utcnow(),
             )

@@ -91,13 +91,15 @@ async def transfer_call(
     await facts.transferred(done)
     target = command.args.target
     whom = f"{target.name} at {destination.number}" if target else destination.number
+    then = f"; extension {destination.extension} will be dialled once the line answers" if destination.extension else ""
     return TransferResult(
         transfer_id=done.id,
         accepted=True,
         destination=destination.number,
         destination_kind=destination.kind,
+        extension=destination.extension,
         target=target,
-        message=f"Transfer accepted: the caller is being connected to {whom}. The call leaves you now.",
+        message=f"Transfer accepted: the caller is being connected to {whom}{then}. The call leaves you now.",
     )
 
 

@@ -103,6 +103,9 @@ class ActionStatus(StrEnum):
 class Destination(Record):
     number: str = Field(description="E.164 or an internal extension.")
     kind: DestinationKind
+    extension: str | None = Field(
+        default=None, description="Digits the phone system dials once the number answers (its extension)."
+    )
 
 
 class CallAction(Record):
@@ -196,12 +199,17 @@ def call_key(account_id: str, call_id: str) -> str:
     """The `_id` of the documents one per call: its start, its end, its simulated channel.
 
     FerretDB (SQLite) serves only a filter on `_id` alone from an index and scans the collection for
-    any other, so the documents read on every tool call are found by `_id`. Ids never contain `/`
-    (`IDENTIFIER`), so the key is unambiguous, and it starts with the account like every key here.
+    any other, so the documents read on every tool call are found by `_id`. Account ids never contain
+    `/` (`IDENTIFIER`), so the account ends at the first `/` and the rest is the call id, whatever it
+    holds (a SIP Call-ID may contain `/`, `@`, `?`, quotes ...); the key starts with the account like
+    every key here.
     """
     return f"{account_id}/{call_id}"
 
 
 def action_key(account_id: str, call_id: str, attempt: int) -> str:
-    """The `_id` of a call's action attempt: inserting it is the claim, and it is found by `_id` alone."""
+    """The `_id` of a call's action attempt: inserting it is the claim, and it is found by `_id` alone.
+
+    The attempt is the digits after the last `/`, so a call id containing `/` stays unambiguous.
+    """
     return f"{call_key(account_id, call_id)}/{attempt}"

@@ -41,6 +41,9 @@ class PbxAction(Record):
     by: Literal["agent", "caller"]
     destination: str | None = None
     destination_kind: str | None = None
+    extension: str | None = Field(
+        default=None, description="The digits the phone system dialled once the destination answered."
+    )
     at: AwareDatetime
 
 
@@ -175,6 +178,7 @@ class SimulatedPbx:
                 "by": by,
                 "destination": destination.number if destination else None,
                 "destination_kind": destination.kind if destination else None,
+                "extension": destination.extension if destination else None,
                 "at": utcnow(),
             }
         )

@@ -6,6 +6,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
+from urllib.parse import quote
 from uuid import uuid4
 
 import httpx
@@ -99,12 +100,12 @@ class System:
 
     async def pbx_actions(self, call_id: str) -> list[dict]:
         assert self.http is not None
-        response = await self.http.get(f"/pbx/v1/calls/{call_id}", params={"account_id": ACCOUNT}, headers=ADMIN)
+        response = await self.http.get(f"/pbx/v1/calls/{quote(call_id, safe='')}", params={"account_id": ACCOUNT}, headers=ADMIN)
         return response.json()["actions"] if response.status_code == 200 else []
 
     async def call_state(self, call_id: str) -> str | None:
         assert self.http is not None
-        response = await self.http.get(f"/admin/v1/accounts/{ACCOUNT}/calls/{call_id}", headers=ADMIN)
+        response = await self.http.get(f"/admin/v1/accounts/{ACCOUNT}/calls/{quote(call_id, safe='')}", headers=ADMIN)
         return response.json()["state"] if response.status_code == 200 else None
 
     async def events_of(self, call_id: str, kind: type) -> list:
@@ -231,6 +232,80 @@ async def test_the_caller_hanging_up_on_the_simulated_pbx_ends_the_call(system) 
     unknown = await system.http.post("/pbx/v1/calls/nope/hangup", params={"account_id": ACCOUNT}, headers=ADMIN)
     assert unknown.status_code == 404
     assert (await system.http.post("/pbx/v1/calls", json={"account_id": ACCOUNT, "persona_id": "p"})).status_code == 401
+
+
+SIP_CALL_IDS = [
+    "a84b4c76e66710@pc33.atlanta.example.com",
+    'f81d4fae/7dec?11d0=a765&x#y"00a0c91e6bf6"%41<z>',
+    str(uuid4()),
+    "T" * 256,
+]
+
+
+@pytest.mark.parametrize("call_id", SIP_CALL_IDS)
+async def test_real_pbx_call_ids_work_through_the_simulated_pbx_and_its_percent_encoded_urls(system, call_id) -> None:
+    call_id = call_id if len(call_id) == 256 else f"{call_id}-{uuid4().hex[:6]}"
+    placed = await system.place_call(call_id)
+    assert placed.status_code == 201 and placed.json()["call_id"] == call_id
+    assert await system.call_state(call_id) == "active"
+
+    result = await system.transfer(call_id, "+1 415 555 0123 ext 22")
+    assert isinstance(result, TransferResult) and result.accepted
+    assert (result.destination, result.extension) == ("+14155550123", "22")
+    assert "extension 22 will be dialled" in result.message
+    assert [(a["action"], a["destination"], a["extension"]) for a in await system.pbx_actions(call_id)] == [
+        ("transfer", "+14155550123", "22")
+    ]
+    view = (await system.http.get(f"/admin/v1/accounts/{ACCOUNT}/calls/{quote(call_id, safe='')}", headers=ADMIN)).json()
+    assert view["call_id"] == call_id and view["state"] == "transferred"
+    assert [(a["destination"], a["extension"]) for a in view["actions"]] == [("+14155550123", "22")]
+    [announced] = await eventually(lambda: system.events_of(call_id, CallTransferred), until=lambda e: len(e) == 1)
+    assert announced.extension == "22"
+
+    hung_up = await system.http.post(
+        f"/pbx/v1/calls/{quote(call_id, safe='')}/hangup", params={"account_id": ACCOUNT}, headers=ADMIN
+    )
+    assert hung_up.status_code == 200 and hung_up.json()["call_id"] == call_id
+
+
+async def test_call_ids_that_are_not_printable_or_too_long_are_refused_by_the_simulated_pbx(system) -> None:
+    for bad in ["with space", "tab\there", "x" * 257, ""]:
+        response = await system.http.post(
+            "/pbx/v1/calls", json={"account_id": ACCOUNT, "call_id": bad, "persona_id": "per-1"}, headers=ADMIN
+        )
+        assert response.status_code == 422, bad
+    assert (await system.http.get("/pbx/v1/calls/" + "x" * 257, params={"account_id": ACCOUNT}, headers=ADMIN)).status_code == 422
+
+
+@pytest.mark.parametrize("number", ["4155550123x12", "tel:+14155550123;ext=12", "+14155550123,,12"])
+async def test_each_extension_form_is_dialled_after_the_connection(system, number) -> None:
+    call_id = new_call_id()
+    await system.place_call(call_id)
+    result = await system.transfer(call_id, number)
+    assert result.extension == "12"
+    assert [(a["destination"], a["extension"]) for a in await system.pbx_actions(call_id)] == [("+14155550123", "12")]
+
+
+async def test_an_unreadable_extension_is_refused_and_the_pbx_is_never_asked(system) -> None:
+    call_id = new_call_id()
+    await system.place_call(call_id)
+    with pytest.raises(RequestFailed) as refused:
+        await system.transfer(call_id, "+14155550123 ext abc")
+    assert refused.value.error.code is ErrorCode.invalid_argument and "extension" in refused.value.error.message
+    assert await system.pbx_actions(call_id) == []
+    assert await system.call_state(call_id) == "active"
+
+
+async def test_twenty_concurrent_transfers_with_an_extension_on_a_sip_call_id_transfer_once(system) -> None:
+    call_id = f"{uuid4().hex}@pc33.atlanta.example.com"
+    await system.place_call(call_id)
+    outcomes = await asyncio.gather(
+        *(system.transfer(call_id, "+14155550123;ext=7") for _ in range(20)), return_exceptions=True
+    )
+    accepted = [o for o in outcomes if isinstance(o, TransferResult) and o.accepted]
+    assert len(accepted) == 1 and accepted[0].extension == "7"
+    assert all(isinstance(o, RequestFailed) for o in outcomes if o is not accepted[0])
+    assert [(a["action"], a["extension"]) for a in await system.pbx_actions(call_id)] == [("transfer", "7")]
 
 
 async def test_a_redelivered_transfer_command_transfers_once(system) -> None:
@@ -379,8 +454,15 @@ async def test_the_ari_adapter_behind_the_service_turns_pbx_errors_into_tool_err
             await ari.transfer(call_id, "+14155550123")
         assert failed.value.error.code is ErrorCode.unavailable and "Allocation failed" in failed.value.error.message
         assert await ari.call_state(call_id) == "active"
-        assert (await ari.transfer(call_id, "+14155550123")).accepted
-        assert [r.path for r in fake_ari.requests] == ["/ari/channels/1712345678.7/continue"] * 2
+        done = await ari.transfer(call_id, "+1 415 555 0123 ext 22")
+        assert done.accepted and done.extension == "22" and "extension 22" in done.message
+        assert [r.path for r in fake_ari.requests] == [
+            "/ari/channels/1712345678.7/variable",
+            "/ari/channels/1712345678.7/variable",
+            "/ari/channels/1712345678.7/continue",
+        ]
+        assert fake_ari.continued == [("1712345678.7", {"SWITCHBOARD_DTMF": "22"})]
+        assert fake_ari.requests[-1].query["extension"] == "+14155550123"
         assert (await ari.http.get("/pbx/v1/calls", params={"account_id": ACCOUNT}, headers=ADMIN)).status_code == 404
     finally:
         await ari.stop()

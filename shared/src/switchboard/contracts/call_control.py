@@ -29,7 +29,8 @@ class TransferCall(Contract):
         max_length=64,
         description=(
             "Where to transfer the caller: a phone number in international form (+14155550123), "
-            "a national number of the account's country, or an internal extension (2-6 digits)."
+            "a national number of the account's country, or an internal extension (2-6 digits). "
+            "A number may carry an extension to dial once the line answers: +14155550123 ext 22."
         ),
     )
     target: TransferTarget | None = None
@@ -40,6 +41,9 @@ class TransferResult(Contract):
     accepted: bool
     destination: str = Field(description="The normalised destination: E.164 or an extension.")
     destination_kind: Literal["e164", "extension"]
+    extension: str | None = Field(
+        default=None, description="Digits dialled once the destination answers (an extension behind that number)."
+    )
     target: TransferTarget | None = None
     message: str
 
@@ -91,5 +95,6 @@ class CallTransferred(Contract):
     call_id: str
     transfer_id: str
     destination: str
+    extension: str | None = Field(default=None, description="Digits dialled once the destination answered.")
     target: TransferTarget | None = None
     transferred_at: AwareDatetime

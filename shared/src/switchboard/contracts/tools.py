@@ -46,8 +46,10 @@ GLOBAL_TOOL_PRESENTATION: dict[GlobalTool, ToolPresentation] = {
         title="Transfer the call",
         description=(
             "Transfer the caller you are speaking with to another phone number or internal extension. "
-            "Use it only when the caller asked for it or it is clearly the next step, and tell the caller "
-            "before you transfer. Once the transfer is accepted the call leaves you: do not keep talking."
+            "A number may carry an extension to dial once the line answers (+14155550123 ext 22); the "
+            "result says when it will be dialled. Use it only when the caller asked for it or it is clearly "
+            "the next step, and tell the caller before you transfer. Once the transfer is accepted the call "
+            "leaves you: do not keep talking."
         ),
         read_only=False,
         destructive=True,
