@@ -4,8 +4,13 @@ Connection settings are shared by all processes and read from `SWITCHBOARD_*` wh
 so one environment (a shell, compose, CI) wires the whole system.
 """
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_PREFIX = "change-me"
+"""How the sample configurations (docker-compose.yml) mark a secret nobody has set yet."""
 
 
 class SwitchboardSettings(BaseSettings):
@@ -66,6 +71,24 @@ class SwitchboardSettings(BaseSettings):
         validation_alias="SWITCHBOARD_OTEL_FILE",
         description="Also append finished spans as JSON lines to this file (tests, local debugging).",
     )
+
+    local_mode: bool = Field(
+        default=False,
+        validation_alias="SWITCHBOARD_LOCAL_MODE",
+        description="A machine of one developer: placeholder secrets (change-me-...) are accepted.",
+    )
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Self:
+        if self.local_mode:
+            return self
+        for name, value in self:
+            if isinstance(value, SecretStr) and value.get_secret_value().startswith(PLACEHOLDER_PREFIX):
+                raise ValueError(
+                    f"{name} is still the placeholder {PLACEHOLDER_PREFIX}-...: set a real secret, or "
+                    "SWITCHBOARD_LOCAL_MODE=true on a developer's own machine"
+                )
+        return self
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
