@@ -14,8 +14,17 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from switchboard.testing.audit import CleanRun
 
 pytestmark = [pytest.mark.security, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def clean_run(secured):
+    """Besides its answers, the run must leave no ERROR, traceback or dead letter in the system."""
+    audit = await CleanRun.begin(secured.system, secured.env)
+    yield
+    assert await audit.problems() == []
 
 SERVICES = ["persona", "contacts", "leads", "call-control"]
 EXAMPLES_PER_OPERATION = 5

@@ -12,8 +12,17 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from switchboard.testing.audit import CleanRun
 
 pytestmark = [pytest.mark.security, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def clean_run(secured):
+    """Besides its answers, the run must leave no ERROR, traceback or dead letter in the system."""
+    audit = await CleanRun.begin(secured.system, secured.env)
+    yield
+    assert await audit.problems() == []
 
 FUZZ = settings(
     derandomize=True,
@@ -23,6 +32,8 @@ FUZZ = settings(
 )
 
 MODERN = "2026-07-28"
+INTERNAL_FAILURES = ("failed unexpectedly", "failed to process this request")
+"""What a tool result says when a handler crashed (an `internal` reply), behind a 200."""
 GLOBAL_TOOLS = ["transfer_call", "is_office_open", "lookup_contact", "check_user_availability", "create_lead", "hangup_call"]
 CUSTOM_TOOLS = ["transfer_to_alice", "transfer_to_support", "check_order_status", "rival_vault"]
 ARGUMENT_NAMES = [
@@ -219,6 +230,7 @@ def send(
 def assert_clean(answer: tuple[int, str], request: bytes, sec: Any) -> None:
     status, shown = answer
     assert status < 500, f"{status}: {shown[:500]}"
+    assert not any(sign in shown for sign in INTERNAL_FAILURES), shown[:500]
     assert sec.leaks(shown, request.decode("utf-8", "replace")) == [], shown[:1000]
 
 
