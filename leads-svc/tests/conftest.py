@@ -21,11 +21,16 @@ def build_command(
     account: str = "acc-1",
     region: str | None = "US",
     command_id: str | None = None,
+    call_id: str | None = None,
     **args,
 ) -> Command[CreateLead]:
-    """A create_lead command of a fresh call; `args` override a valid name and intent."""
+    """A create_lead command of a fresh call (or of `call_id`); `args` override a valid name and intent."""
     context = CallContext(
-        account_id=account, persona_id="per-1", call_id=f"call-{uuid4().hex[:8]}", caller_id_number=caller, region=region
+        account_id=account,
+        persona_id="per-1",
+        call_id=call_id or f"call-{uuid4().hex[:8]}",
+        caller_id_number=caller,
+        region=region,
     )
     arguments = CreateLead(**{"name": "Ann Smith", "intent": "Wants a quote for solar panels.", **args})
     return Command[CreateLead].build(

@@ -101,6 +101,77 @@ async def test_an_unreadable_caller_id_is_kept_but_not_matched_on(handle, comman
     assert leads.by_id[first.lead_id].caller_id == caller and leads.by_id[first.lead_id].phone_e164 is None
 
 
+SIP_CALL = "a84b4c76e66710@pc33.atlanta.example.com/x?y=\"z\""
+
+
+async def test_two_create_lead_on_one_call_without_a_number_make_one_lead(handle, command, leads, cases) -> None:
+    first = await handle(command(None, call_id=SIP_CALL))
+    second = await handle(command(None, call_id=SIP_CALL, intent="Also asks about batteries."))
+
+    assert second.lead_id == first.lead_id and second.case_id != first.case_id
+    assert (first.lead_existed, second.lead_existed) == (False, True)
+    assert first.deduplicable is False and first.phone_number is None
+    assert len(leads.by_id) == 1 and len(cases.by_id) == 2
+    other_call = await handle(command(None))
+    assert other_call.lead_id != first.lead_id
+
+
+async def test_concurrent_create_lead_on_one_withheld_call_make_one_lead(handle, command, leads, cases) -> None:
+    results = await asyncio.gather(*(handle(command(None, call_id=SIP_CALL)) for _ in range(20)))
+    assert len({r.lead_id for r in results}) == 1 and len({r.case_id for r in results}) == 20
+    assert [r.lead_existed for r in results].count(False) == 1
+    assert len(leads.by_id) == 1
+
+
+async def test_a_withheld_caller_is_recorded_with_the_callback_number_they_give(handle, command, leads, cases) -> None:
+    result = await handle(command(None, callback_number="(415) 555-0199"))
+
+    lead = leads.by_id[result.lead_id]
+    assert (lead.phone_e164, lead.phone_source, lead.deduplicable) == ("+14155550199", "callback", True)
+    assert result.phone_number == "+14155550199" and result.deduplicable
+    assert cases.by_id[result.case_id].callback_number == "+14155550199"
+    again = await handle(command(None, callback_number="+1 415 555 0199"))
+    assert again.lead_id == result.lead_id and again.lead_existed
+    calling_from_it = await handle(command("+14155550199"))
+    assert calling_from_it.lead_id == result.lead_id, "one lead per (account, number), however it was learnt"
+
+
+async def test_a_callback_number_with_an_extension_keeps_the_extension_on_the_case(handle, command, leads, cases) -> None:
+    result = await handle(command(None, callback_number="+1 415 555 0199 ext 12"))
+    assert leads.by_id[result.lead_id].phone_e164 == "+14155550199"
+    assert cases.by_id[result.case_id].callback_number == "+14155550199;ext=12"
+
+
+async def test_a_known_caller_number_decides_the_lead_and_the_callback_is_kept_on_the_case(handle, command, leads, cases) -> None:
+    result = await handle(command("+14155550123", callback_number="+14155550199"))
+    assert leads.by_id[result.lead_id].phone_e164 == "+14155550123"
+    assert leads.by_id[result.lead_id].phone_source == "caller_id"
+    assert cases.by_id[result.case_id].callback_number == "+14155550199"
+
+
+async def test_a_withheld_call_keeps_its_lead_when_the_callback_number_comes_later(handle, command, leads) -> None:
+    first = await handle(command(None, call_id=SIP_CALL))
+    later = await handle(command(None, call_id=SIP_CALL, callback_number="+14155550199"))
+    assert later.lead_id == first.lead_id and later.lead_existed
+    assert len(leads.by_id) == 1
+
+
+@pytest.mark.parametrize("callback", ["", "   "])
+async def test_an_empty_callback_number_is_no_callback_number(handle, command, leads, callback) -> None:
+    result = await handle(command(None, callback_number=callback))
+    assert result.phone_number is None and leads.by_id[result.lead_id].phone_e164 is None
+
+
+@pytest.mark.parametrize("callback", ["anonymous", "call me later", "555", "+1 555"])
+async def test_a_callback_number_that_is_not_a_number_is_refused_with_nothing_stored(
+    handle, command, leads, cases, publisher, callback
+) -> None:
+    with pytest.raises(InvalidArgument, match="callback_number") as raised:
+        await handle(command(None, callback_number=callback))
+    assert "Ask the caller" in str(raised.value)
+    assert not leads.by_id and not leads.keys and not cases.by_id and not publisher.published
+
+
 async def test_a_repeated_command_without_a_caller_number_finds_its_own_lead(handle, command, leads, cases) -> None:
     cmd = command(None)
     assert await handle(cmd) == await handle(cmd)
@@ -125,12 +196,12 @@ async def test_a_command_past_its_deadline_stores_nothing(handle, command, leads
 async def test_only_the_documented_fields_are_stored(handle, command, leads, cases) -> None:
     result = await handle(command(summary="s", notes="n"))
     assert set(leads.by_id[result.lead_id].document()) == {
-        "_id", "account_id", "created_at", "match_key", "phone_e164", "caller_id",
+        "_id", "account_id", "created_at", "match_key", "phone_e164", "phone_source", "caller_id",
         "deduplicable", "name", "classification", "persona_id", "call_id", "command_id",
     }  # fmt: skip
     assert set(cases.by_id[result.case_id].document()) == {
         "_id", "account_id", "created_at", "lead_id", "command_id", "persona_id", "call_id",
-        "name", "intent", "classification", "summary", "notes",
+        "name", "intent", "classification", "summary", "notes", "callback_number",
     }  # fmt: skip
 
 

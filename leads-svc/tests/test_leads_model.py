@@ -27,10 +27,10 @@ def test_an_unreadable_caller_id_is_kept_as_given(number) -> None:
     assert caller == Caller(phone_e164=None, caller_id=number) and not caller.deduplicable
 
 
-def test_the_match_key_is_the_number_or_the_creating_command() -> None:
-    assert match_key(Caller("+14155550123", None), "cmd-1") == "+14155550123"
-    assert match_key(Caller(None, "anonymous"), "cmd-1") == "command:cmd-1"
-    assert match_key(Caller(None, None), "cmd-2") == "command:cmd-2"
+def test_the_match_key_is_the_number_or_the_call() -> None:
+    assert match_key(Caller("+14155550123", None), "call-1") == "+14155550123"
+    assert match_key(Caller(None, "anonymous"), "call-1") == "call:call-1"
+    assert match_key(Caller(None, None), "a84b@pc33.example.com/x") == "call:a84b@pc33.example.com/x"
 
 
 def test_ids_are_24_hex_digits_that_grow() -> None:

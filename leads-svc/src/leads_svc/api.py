@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from leads_svc.model import Case, Lead
+from leads_svc.model import Case, Lead, PhoneSource
 from leads_svc.repository import Cases, Leads
 from switchboard.admin import require_admin
 from switchboard.contracts.envelope import IDENTIFIER
@@ -42,6 +42,9 @@ class CaseView(View):
     classification: Classification
     summary: str | None
     notes: str | None
+    callback_number: str | None = Field(
+        description="The number the caller asked to be called back on (E.164, `;ext=` if any)."
+    )
     created_at: datetime
 
     @classmethod
@@ -51,9 +54,17 @@ class CaseView(View):
 
 class LeadView(View):
     id: str
-    phone_e164: str | None = Field(description="The caller's number; none when the call had no usable one.")
+    phone_e164: str | None = Field(
+        description=(
+            "The lead's number: the caller's, or the callback number the caller gave when theirs was "
+            "withheld; none when neither was known."
+        )
+    )
+    phone_source: PhoneSource | None = Field(description="caller_id or callback: where `phone_e164` came from.")
     caller_id: str | None = Field(description="The caller id as received, when it was not a phone number.")
-    deduplicable: bool = Field(description="False: no number to match later calls on; every such call is a lead.")
+    deduplicable: bool = Field(
+        description="False: no number to match later calls on; such a lead is its call's (one per call)."
+    )
     name: str = Field(description="The name given on the first call; later calls' names are on their cases.")
     classification: Classification = Field(description="As given on the first call; each case has its own.")
     call_id: str = Field(description="The call that created the lead.")

@@ -1,7 +1,9 @@
 """Leads and cases as leads-svc stores them, and how a caller is recognised.
 
 A lead is a caller of an account, recognised by their number in E.164 form; each `create_lead`
-adds one case to it. The lead is written once, by the command that created it; whatever changes
+adds one case to it. The number is the caller id when it reads as one, else the callback number the
+caller gave; a call with neither is recognised by the call itself, so repeated `create_lead` on it
+still make one lead. The lead is written once, by the command that created it; whatever changes
 from call to call (name as given, intent, classification, summary, notes) lives on the cases.
 Nothing on a lead is a counter or a "last case" pointer: those are read from the cases, because an
 update is not safe under concurrency on the embedded store (DESIGN.md section 4).
@@ -16,14 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from bson import ObjectId
 from pydantic import BaseModel, ConfigDict, Field
 
 from switchboard.contracts import Command, utcnow
 from switchboard.contracts.leads import Classification, CreateLead
-from switchboard.phone import InvalidPhoneNumber, to_e164
+from switchboard.phone import InvalidPhoneNumber, PhoneNumber, to_e164
 
 
 def new_id() -> str:
@@ -74,13 +76,31 @@ def account_key(account_id: str, key: str) -> str:
     return f"{account_id}/{key}"
 
 
-def match_key(caller: Caller, command_id: str) -> str:
+def match_key(caller: Caller, call_id: str) -> str:
     """The value unique per account that decides "same lead".
 
-    A phone number for a de-duplicable caller; otherwise the creating command's id, so that every
-    such command gets its own lead and a redelivery of it still finds that one lead.
+    A phone number for a de-duplicable caller; otherwise the call, so that every `create_lead` of
+    one call (and a redelivery of any of them) finds the call's one lead. E.164 numbers start with
+    `+`, so the two never meet.
     """
-    return caller.phone_e164 if caller.phone_e164 else f"command:{command_id}"
+    return caller.phone_e164 if caller.phone_e164 else f"call:{call_id}"
+
+
+PhoneSource = Literal["caller_id", "callback"]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a lead is recorded with: the key it was claimed under and the number it has, if any."""
+
+    match_key: str
+    phone_e164: str | None
+    phone_source: PhoneSource | None
+    caller_id: str | None
+
+    @property
+    def deduplicable(self) -> bool:
+        return self.phone_e164 is not None
 
 
 class Document(BaseModel):
@@ -100,6 +120,9 @@ class Record(Document):
 class Lead(Record):
     match_key: str
     phone_e164: str | None
+    phone_source: PhoneSource | None = Field(
+        default=None, description="Where the number came from: the caller id, or the callback number the caller gave."
+    )
     caller_id: str | None
     deduplicable: bool
     name: str
@@ -119,6 +142,9 @@ class Case(Record):
     classification: Classification
     summary: str | None
     notes: str | None
+    callback_number: str | None = Field(
+        default=None, description="The number the caller asked to be called back on, E.164 with `;ext=` if any."
+    )
 
 
 class OutboxEntry(Document):
@@ -140,15 +166,16 @@ def _text(value: str | None) -> str | None:
     return stripped or None
 
 
-def new_lead(command: Command[CreateLead], lead_id: str, caller: Caller, name: str, created_at: datetime) -> Lead:
+def new_lead(command: Command[CreateLead], lead_id: str, identity: Identity, name: str, created_at: datetime) -> Lead:
     return Lead(
         id=lead_id,
         account_id=command.account_id,
         created_at=created_at,
-        match_key=match_key(caller, command.command_id),
-        phone_e164=caller.phone_e164,
-        caller_id=caller.caller_id,
-        deduplicable=caller.deduplicable,
+        match_key=identity.match_key,
+        phone_e164=identity.phone_e164,
+        phone_source=identity.phone_source,
+        caller_id=identity.caller_id,
+        deduplicable=identity.deduplicable,
         name=name,
         classification=command.args.classification,
         persona_id=command.persona_id,
@@ -158,7 +185,13 @@ def new_lead(command: Command[CreateLead], lead_id: str, caller: Caller, name: s
 
 
 def new_case(
-    command: Command[CreateLead], case_id: str, lead_id: str, name: str, intent: str, created_at: datetime
+    command: Command[CreateLead],
+    case_id: str,
+    lead_id: str,
+    name: str,
+    intent: str,
+    created_at: datetime,
+    callback: PhoneNumber | None = None,
 ) -> Case:
     args = command.args
     return Case(
@@ -174,6 +207,7 @@ def new_case(
         classification=args.classification,
         summary=_text(args.summary),
         notes=_text(args.notes),
+        callback_number=str(callback) if callback else None,
     )
 
 

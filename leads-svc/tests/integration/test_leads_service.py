@@ -299,3 +299,82 @@ async def test_the_admin_api_is_served_with_health_and_refuses_without_the_token
     assert (await http.get("/v1/accounts/acc-1/leads")).status_code == 401
     listed = (await http.get("/v1/accounts/acc-1/leads", params={"phone": "(415) 555-0123", "region": "US"}, headers=AUTH)).json()
     assert [lead["id"] for lead in listed["items"]] == [result.lead_id]
+
+
+SIP_CALL = "a84b4c76e66710@pc33.atlanta.example.com"
+
+
+def withheld_call(account: str = "acc-1", call_id: str | None = None) -> CallContext:
+    return CallContext(
+        account_id=account,
+        persona_id="per-1",
+        call_id=call_id or f"{uuid4().hex}@pc33.atlanta.example.com/x?y=\"z\"",
+        caller_id_number=None,
+        region="US",
+    )
+
+
+async def test_twenty_concurrent_create_lead_on_one_withheld_call_make_one_lead(settings, requester, db, http) -> None:
+    ctx = withheld_call()
+    results = await asyncio.gather(*(request(requester, ctx, args(summary=f"try {i}")) for i in range(20)))
+
+    lead_ids = {r.lead_id for r in results}
+    assert len(lead_ids) == 1 and len({r.case_id for r in results}) == 20
+    assert [r.lead_existed for r in results].count(False) == 1
+    assert all(not r.deduplicable and r.phone_number is None for r in results)
+    assert await db[LEADS].count_documents({"account_id": "acc-1"}) == 1
+    stored = await db[LEADS].find_one({"_id": lead_ids.pop()})
+    assert stored["call_id"] == ctx.call_id and stored["phone_e164"] is None
+    events = await published_events(settings)
+    assert len(of_kind(events, "lead.created")) == 1 and len(of_kind(events, "case.created")) == 20
+
+
+async def test_twenty_concurrent_handler_runs_on_one_withheld_call_make_one_lead_on_the_store(leads_service, db) -> None:
+    leads, cases, outbox = MongoLeads(db), MongoCases(db), MongoOutbox(db)
+    handle = partial(
+        create_lead, leads=leads, cases=cases, events=LeadEvents(leads_service.runtime.events, outbox, leads, cases, timeout=5)
+    )
+    ctx = withheld_call(call_id=SIP_CALL)
+    commands = [
+        Command[CreateLead].build(CommandType.create_lead, ctx, args(), timeout=timedelta(seconds=20), reply_to="r")
+        for _ in range(20)
+    ]
+    results = await asyncio.gather(*(handle(c) for c in commands))
+
+    assert len({r.lead_id for r in results}) == 1
+    assert await db[LEADS].count_documents({"account_id": "acc-1"}) == 1
+    assert await db[CASES].count_documents({"account_id": "acc-1"}) == 20
+    assert await asyncio.gather(*(handle(c) for c in commands)) == results
+
+
+async def test_twenty_concurrent_withheld_calls_giving_one_callback_number_make_one_lead(requester, db, http) -> None:
+    forms = ["+1 415 555 0199", "(415) 555-0199", "4155550199", "+14155550199"]
+    results = await asyncio.gather(
+        *(request(requester, withheld_call(), args(callback_number=forms[i % 4])) for i in range(20))
+    )
+
+    assert len({r.lead_id for r in results}) == 1
+    assert all(r.deduplicable and r.phone_number == "+14155550199" for r in results)
+    assert await db[LEADS].count_documents({"account_id": "acc-1"}) == 1
+    listed = (await http.get("/v1/accounts/acc-1/leads", params={"phone": "+14155550199"}, headers=AUTH)).json()
+    [lead] = listed["items"]
+    assert lead["phone_source"] == "callback" and lead["case_count"] == 20
+    body = (await http.get(f"/v1/accounts/acc-1/leads/{lead['id']}", headers=AUTH)).json()
+    assert {case["callback_number"] for case in body["cases"]["items"]} == {"+14155550199"}
+
+    later = await request(requester, context(caller="+14155550199"), args())
+    assert later.lead_id == lead["id"] and later.lead_existed
+
+
+@pytest.mark.parametrize("callback", ["anonymous", "call me tomorrow", "555"])
+async def test_a_callback_number_that_is_not_a_number_is_a_clear_error_and_nothing_is_stored(
+    settings, requester, db, callback
+) -> None:
+    with pytest.raises(RequestFailed) as failed:
+        await requester.request(CommandType.create_lead, withheld_call(), args(callback_number=callback), timeout=20)
+    assert failed.value.error.code is ErrorCode.invalid_argument
+    assert "callback_number" in failed.value.error.message and "Ask the caller" in failed.value.error.message
+    assert await db[LEADS].count_documents({}) == 0
+    assert await db["lead_keys"].count_documents({}) == 0
+    assert await db[CASES].count_documents({}) == 0
+    assert await published_events(settings) == []

@@ -28,13 +28,28 @@ class CreateLead(Contract):
         default=None, max_length=4000, description="A short summary of the conversation so far."
     )
     notes: str | None = Field(default=None, max_length=4000, description="Anything else worth keeping.")
+    callback_number: str | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "The number the caller asks to be called back on, as they said it (+14155550123, "
+            "(415) 555-0123, with an extension if any). Ask for it when the caller's number is withheld; "
+            "leave it out when the caller gives none."
+        ),
+    )
 
 
 class LeadCreated(Contract):
     lead_id: str
     case_id: str
     lead_existed: bool = Field(description="True when this caller already had a lead; a new case was added.")
-    deduplicable: bool = Field(description="False when the call had no caller number to match on.")
+    deduplicable: bool = Field(
+        description="False when the lead has no number (no caller number, no callback number) to match later calls on."
+    )
+    phone_number: str | None = Field(
+        default=None,
+        description="The lead's number (E.164): the caller's, or the callback number when the caller's was withheld.",
+    )
 
 
 class LeadCreatedEvent(Contract):

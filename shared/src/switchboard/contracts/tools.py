@@ -93,7 +93,8 @@ GLOBAL_TOOL_PRESENTATION: dict[GlobalTool, ToolPresentation] = {
         description=(
             "Record the caller as a lead with their name and why they are calling, so the team can follow "
             "up. Call it once per call, after you know the caller's name and intent; calling it again on the "
-            "same call does not create a second lead."
+            "same call does not create a second lead. When the caller's number is withheld, ask for a number "
+            "to call them back on and pass it as callback_number."
         ),
         read_only=False,
         destructive=False,
