@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from pydantic import ValidationError
 import yaml
 from pydantic_settings import BaseSettings
 
@@ -135,13 +136,16 @@ class ComposeProcess:
         self.image = table[self.member]
         self.env = {key: interpolate(value) for key, value in self.service.get("environment", {}).items()}
 
-    def settings(self, monkeypatch: pytest.MonkeyPatch) -> BaseSettings:
-        """The process's settings class, reading exactly the compose environment."""
+    def settings(self, monkeypatch: pytest.MonkeyPatch, *, local: bool = True) -> BaseSettings:
+        """The process's settings class, reading exactly the compose environment; `local` as with
+        `SWITCHBOARD_LOCAL_MODE=true docker compose up`, which accepts the placeholder secrets."""
         for key in list(os.environ):
             if key.startswith(("SWITCHBOARD_", "OTEL_")):
                 monkeypatch.delenv(key)
         for key, value in self.env.items():
             monkeypatch.setenv(key, value)
+        if local:
+            monkeypatch.setenv("SWITCHBOARD_LOCAL_MODE", "true")
         return SETTINGS[self.spec.module]()
 
     @property
@@ -181,6 +185,20 @@ def test_settings_validate_with_the_compose_environment(process: ComposeProcess,
         assert value is not None and value.get_secret_value(), f"{process.name}: {name} is not set"
     if isinstance(settings, GatewaySettings):
         settings.pepper()
+
+
+def test_the_placeholder_secrets_stop_every_process_outside_local_mode(process: ComposeProcess, monkeypatch) -> None:
+    assert process.env["SWITCHBOARD_LOCAL_MODE"] == "false"
+    with pytest.raises(ValidationError, match="placeholder change-me"):
+        process.settings(monkeypatch, local=False)
+
+
+def test_only_the_gateway_is_published_beyond_this_host(process: ComposeProcess) -> None:
+    for published in process.service.get("ports", []):
+        if process.name == "gateway":
+            assert str(published).count(":") == 1, published
+        else:
+            assert str(published).startswith("127.0.0.1:"), f"{process.name}'s admin API is published as {published}"
 
 
 def test_listens_on_all_interfaces_at_the_port_it_publishes(process: ComposeProcess, monkeypatch) -> None:
