@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
 from gateway import results
 from gateway.auth import KEY_PATTERN, Authenticator, create_key, digest, parse_key_id
 from gateway.ratelimit import RateLimiter
 from gateway.repository import InMemoryApiKeys
 from gateway.settings import DEV_KEY_PEPPER, GatewaySettings, MissingSecret
+from switchboard.contracts import utcnow
 from switchboard.contracts.call_control import TransferResult
+from switchboard.contracts.keys import KeyRevoked
 from switchboard.contracts.contacts import ContactLookup
 from switchboard.contracts.leads import LeadCreated
 from switchboard.contracts.persona import OFFICE_STATUS_TEXT, ApiResponse, Availability, OfficeStatus, OfficeStatusKind
@@ -141,3 +144,32 @@ def test_texts_for_the_model() -> None:
     assert results.describe(refused) == ("The call is not active.", True)
     failed = ApiResponse(status_code=503, ok=False, body="down", truncated=False)
     assert results.describe(failed) == ("The request failed with HTTP 503. Response: down", True)
+
+
+async def test_a_key_revoked_event_refuses_the_key_at_once_whatever_is_cached() -> None:
+    store = InMemoryApiKeys()
+    new = await create_key(store, PEPPER, "acc-1")
+    kept = await create_key(store, PEPPER, "acc-1")
+    auth = Authenticator(store, PEPPER, cache_seconds=30)
+    assert await auth.authenticate(new.key) is not None
+    assert await auth.authenticate(kept.key) is not None
+    await store.revoke("acc-1", new.record.key_id)
+    assert await auth.authenticate(new.key) is not None  # the cache still holds it
+
+    event = KeyRevoked(account_id="acc-1", key_id=new.record.key_id, revoked_at=utcnow())
+    await auth.on_event(event)
+    assert await auth.authenticate(new.key) is None
+    assert await auth.authenticate(kept.key) is not None
+
+
+async def test_a_lookup_under_way_when_the_revocation_arrives_does_not_bring_the_key_back() -> None:
+    store = InMemoryApiKeys()
+    new = await create_key(store, PEPPER, "acc-1")
+    auth = Authenticator(store, PEPPER, cache_seconds=30)
+    auth.revoke(new.record.key_id)  # the event came before the database write was read
+    assert await auth.authenticate(new.key) is None
+
+
+def test_key_revoked_events_name_a_well_formed_key_id() -> None:
+    with pytest.raises(ValidationError):
+        KeyRevoked(account_id="acc-1", key_id="not-a-key-id", revoked_at=utcnow())

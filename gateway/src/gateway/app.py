@@ -13,7 +13,6 @@ from fastapi.responses import JSONResponse
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.auth import Authenticator
 from gateway.bootstrap import Runtime, bootstrap
 from gateway.capacity import Capacity
 from gateway.edge import MCP_PATH, Edge
@@ -59,13 +58,12 @@ def create_app(
     events: bool = True,
 ) -> GatewayApp:
     """The app; real adapters are built for whatever is not passed in. Raises MissingSecret without a pepper."""
-    pepper = settings.pepper()
     runtime = bootstrap(settings, requester=requester, keys=keys, events=events)
     tools = Tools(settings, runtime.requester, runtime.catalogs, runtime.repeats)
     manager = session_manager(build_server(tools, version=_version()), max_body_bytes=settings.max_body_bytes)
     edge = Edge(
         StreamableHTTPASGIApp(manager),
-        authenticator=Authenticator(runtime.keys, pepper, cache_seconds=settings.key_cache_seconds),
+        authenticator=runtime.authenticator,
         limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         allowed_hosts=settings.allowed_hosts,
         allowed_origins=settings.allowed_origins,

@@ -2,8 +2,10 @@
 
 A key reads `sbk_<key id>_<secret>`: the key id (64 random bits, hex) is public and names the
 stored record; the secret carries 256 random bits. Only HMAC-SHA256(pepper, key) is stored, and
-it is compared in constant time. Lookups (found or not) are cached for a few seconds, so a revoked
-key stops working within `key_cache_seconds` on every replica.
+it is compared in constant time. Lookups (found or not) are cached for `key_cache_seconds`; a
+revocation travels as a `key.revoked` event that every replica reads (`on_event`), so a revoked key
+stops working everywhere within about a second, whatever is cached. Without the event (a replica
+that missed it while down reads the database again when its cache expires) the cache bounds it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pymongo.errors import DuplicateKeyError
 
 from gateway.model import ApiKeyRecord
 from gateway.repository import ApiKeyStore
-from switchboard.contracts import utcnow
+from switchboard.contracts import Contract, utcnow
+from switchboard.contracts.keys import KeyRevoked
 
 KEY_PATTERN = re.compile(r"^sbk_(?P<key_id>[0-9a-f]{16})_(?P<secret>[A-Za-z0-9_-]{43})$")
 NEGATIVE_CACHE_SECONDS = 5.0
@@ -65,6 +68,8 @@ class Authenticator:
         self._cache_seconds = cache_seconds
         self._max_entries = max_entries
         self._cache: OrderedDict[str, tuple[float, ApiKeyRecord | None]] = OrderedDict()
+        self._revoked: OrderedDict[str, None] = OrderedDict()
+        """Key ids announced revoked: refused even by a lookup that started before the event came."""
 
     async def authenticate(self, key: str | None) -> ApiKeyRecord | None:
         """The key's live record, or None for a missing, malformed, unknown or revoked key."""
@@ -84,9 +89,22 @@ class Authenticator:
                 record = None
             ttl = self._cache_seconds if record is not None else min(self._cache_seconds, NEGATIVE_CACHE_SECONDS)
             self._remember(presented, now + ttl, record)
-        if record is None or record.revoked:
+        if record is None or record.revoked or record.key_id in self._revoked:
             return None
         return record
+
+    def revoke(self, key_id: str) -> None:
+        """Stop accepting this key now: forget its cached lookups and refuse it from here on."""
+        self._revoked[key_id] = None
+        self._revoked.move_to_end(key_id)
+        while len(self._revoked) > self._max_entries:
+            self._revoked.popitem(last=False)
+        for presented in [p for p, (_, r) in self._cache.items() if r is not None and r.key_id == key_id]:
+            del self._cache[presented]
+
+    async def on_event(self, event: Contract) -> None:
+        if isinstance(event, KeyRevoked):
+            self.revoke(event.key_id)
 
     def _remember(self, presented: str, expires: float, record: ApiKeyRecord | None) -> None:
         self._cache[presented] = (expires, record)

@@ -13,11 +13,13 @@ from typing import Protocol
 
 from pymongo import AsyncMongoClient
 
+from gateway.auth import Authenticator
 from gateway.catalog import EVENT_MODELS, Catalogs
 from gateway.repeats import RETAINED, InMemoryRepeats, MongoRepeats, Repeats, RepeatStore
 from gateway.repository import INDEXES, ApiKeyStore, MongoApiKeys
 from gateway.settings import GatewaySettings
-from switchboard.contracts import Topic
+from switchboard.contracts import Contract, Topic
+from switchboard.contracts.keys import KeyRevoked
 from switchboard.messaging.events import EventConsumer
 from switchboard.messaging.requester import KafkaRequester, Requester
 from switchboard.mongo import connect, ensure_indexes
@@ -82,6 +84,7 @@ class Runtime:
     keys: ApiKeyStore
     catalogs: Catalogs
     repeats: Repeats
+    authenticator: Authenticator
     components: list[Component] = field(default_factory=list)
     """Started in order, stopped in reverse."""
     checks: dict[str, Check] = field(default_factory=dict)
@@ -95,6 +98,7 @@ def bootstrap(
     repeats: RepeatStore | None = None,
     events: bool = True,
 ) -> Runtime:
+    pepper = settings.pepper()  # first: without it nothing is built
     components: list[Component] = []
     checks: dict[str, Check] = {}
     if keys is None:
@@ -111,17 +115,27 @@ def bootstrap(
         checks["requester"] = started.ready
         requester = kafka_requester
     catalogs = Catalogs(requester, ttl=settings.tools_cache_seconds)
+    authenticator = Authenticator(keys, pepper, cache_seconds=settings.key_cache_seconds)
+
+    async def on_event(event: Contract) -> None:
+        if isinstance(event, KeyRevoked):
+            await authenticator.on_event(event)
+        else:
+            await catalogs.on_event(event)
+
     if events:
         reader = Started(
             EventConsumer(
                 settings,
-                Topic.persona_events,
-                EVENT_MODELS,
-                catalogs.on_event,
+                [Topic.persona_events, Topic.gateway_events],
+                [*EVENT_MODELS, KeyRevoked],
+                on_event,
                 group_id=None,
                 client_id=f"gateway-{settings.instance_id}",
             )
         )
         components.append(reader)
         checks["events"] = reader.ready
-    return Runtime(settings, requester, keys, catalogs, Repeats(repeats or InMemoryRepeats()), components, checks)
+    return Runtime(
+        settings, requester, keys, catalogs, Repeats(repeats or InMemoryRepeats()), authenticator, components, checks
+    )

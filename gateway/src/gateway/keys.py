@@ -1,8 +1,10 @@
 """`python -m gateway.keys create|list|revoke`: manage an account's API keys in the gateway's database.
 
 `create` prints the new key once, alone on stdout (scripts read it from there); only its hash is
-stored, so it cannot be shown again. Revocation reaches every gateway replica within
-`key_cache_seconds`.
+stored, so it cannot be shown again. `revoke` marks the key revoked in the database, then announces
+it as a `key.revoked` event on `gateway.events`, which every gateway replica reads: they stop
+accepting the key within about a second. When Kafka cannot be reached the revocation stands and the
+command says so; replicas then stop accepting the key when their cache expires (`key_cache_seconds`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,17 @@ import re
 import sys
 from collections.abc import Sequence
 
+from aiokafka.errors import KafkaError
+
 from gateway.auth import create_key
+from gateway.model import ApiKeyRecord
 from gateway.repository import INDEXES, MongoApiKeys
 from gateway.settings import GatewaySettings, MissingSecret
+from switchboard.contracts import Topic, utcnow
 from switchboard.contracts.envelope import IDENTIFIER
+from switchboard.contracts.keys import KeyRevoked
+from switchboard.messaging import kafka
+from switchboard.messaging.events import KafkaEventPublisher, ensure_event_topics
 from switchboard.mongo import connect, ensure_indexes
 
 
@@ -69,10 +78,33 @@ async def run(args: argparse.Namespace, settings: GatewaySettings) -> int:
         if revoked is None:
             print(f"account {args.account} has no key sbk_{args.key_id}", file=sys.stderr)
             return 1
-        print(f"revoked {revoked.prefix}; gateways stop accepting it within {settings.key_cache_seconds:g} s")
+        try:
+            await announce_revocation(settings, revoked)
+        except (KafkaError, OSError) as e:
+            print(
+                f"revoked {revoked.prefix}, but could not announce it to the gateways ({type(e).__name__}); "
+                f"they stop accepting it within {settings.key_cache_seconds:g} s",
+                file=sys.stderr,
+            )
+            return 0
+        print(f"revoked {revoked.prefix}; gateways stop accepting it within about a second")
         return 0
     finally:
         await client.close()
+
+
+async def announce_revocation(settings: GatewaySettings, record: ApiKeyRecord) -> None:
+    """Publish `key.revoked` for a revoked key, keyed by its account."""
+    event = KeyRevoked(account_id=record.account_id, key_id=record.key_id, revoked_at=record.revoked_at or utcnow())
+    await ensure_event_topics(settings, Topic.gateway_events)
+    producer = kafka.producer(settings, client_id="switchboard-gateway-keys")
+    await producer.start()
+    try:
+        await KafkaEventPublisher(settings, producer, source="gateway").publish(
+            Topic.gateway_events, event, key=record.account_id
+        )
+    finally:
+        await producer.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,7 @@ class Topic(StrEnum):
     lead_events = "lead.events"
     persona_events = "persona.events"
     contact_events = "contact.events"
+    gateway_events = "gateway.events"
 
     @property
     def dead_letter(self) -> str:

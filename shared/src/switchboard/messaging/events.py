@@ -84,7 +84,7 @@ def decode_event(value: bytes, models: Sequence[type[Contract]]) -> Contract | N
 
 
 class EventConsumer:
-    """Reads one events topic and calls `handler` for each event it understands, in order.
+    """Reads one events topic (or a few) and calls `handler` for each event it understands, in order.
 
     With a `group_id`, replicas share the work (each event handled once in the group) and offsets
     are committed at most every `kafka_commit_interval_ms` (and on stop: the handlers are
@@ -98,7 +98,7 @@ class EventConsumer:
     def __init__(
         self,
         settings: SwitchboardSettings,
-        topic: Topic,
+        topic: Topic | Sequence[Topic],
         models: Sequence[type[Contract]],
         handler: EventHandler,
         *,
@@ -111,7 +111,8 @@ class EventConsumer:
         self._commit_interval = settings.kafka_commit_interval_ms / 1000
         self._last_commit = 0.0
         self._uncommitted: dict[TopicPartition, int] = {}
-        self._topic = settings.topic(topic)
+        self._topics = [settings.topic(t) for t in ([topic] if isinstance(topic, Topic) else topic)]
+        self._topic = ", ".join(self._topics)
         self._models = models
         self._handler = handler
         self._group_id = settings.topic(group_id) if group_id else None
@@ -120,11 +121,11 @@ class EventConsumer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await kafka.ensure_topics(self._settings, [kafka.TopicSpec(self._topic, EVENT_TOPIC_PARTITIONS)])
+        await kafka.ensure_topics(self._settings, [kafka.TopicSpec(t, EVENT_TOPIC_PARTITIONS) for t in self._topics])
         if self._group_id:
             self._consumer = kafka.consumer(
                 self._settings,
-                self._topic,
+                *self._topics,
                 group_id=self._group_id,
                 client_id=self._client_id,
                 fetch_max_wait_ms=EVENT_FETCH_MAX_WAIT_MS,
@@ -135,7 +136,9 @@ class EventConsumer:
                 self._settings, group_id=None, client_id=self._client_id, fetch_max_wait_ms=EVENT_FETCH_MAX_WAIT_MS
             )
             await self._consumer.start()
-            partitions = [TopicPartition(self._topic, p) for p in await kafka.partitions_of(self._settings, self._topic)]
+            partitions = [
+                TopicPartition(t, p) for t in self._topics for p in await kafka.partitions_of(self._settings, t)
+            ]
             self._consumer.assign(partitions)
             await self._consumer.seek_to_end(*partitions)
             for tp in partitions:
@@ -180,7 +183,7 @@ class EventConsumer:
                         log.debug("skipped an event on %s that this reader does not take", self._topic)
                         continue
                     with tracer.start_as_current_span(
-                        f"{self._topic} process", context=extract_context(record.headers)
+                        f"{tp.topic} process", context=extract_context(record.headers)
                     ):
                         try:
                             await self._handler(event)
