@@ -4,7 +4,8 @@ accounts: ours (whose API keys the tests hold) and a rival (whose data must stay
 Every run has its own topic prefix, database names, free ports and fresh secrets. Two gateway
 processes serve the same system: the main one with a rate limit high enough for fuzzing, and a
 strict one whose limit a test reaches in a few requests. Key and tool-list caches are off, so a
-revoked key and a newly configured tool take effect at once.
+revoked key and a newly configured tool take effect at once. Every process appends its spans to one
+JSON-lines file (`Secured.spans`), where the tests look for what must never be recorded.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class Secured:
     ours: Any
     rival: Any
     mongo: Any
+    spans: Path
 
     @property
     def mcp_url(self) -> str:
@@ -186,6 +188,8 @@ async def _seed_rival_only(http: httpx.AsyncClient, secured: Secured, api_url: s
 @pytest.fixture(scope="session")
 async def secured(infra, tmp_path_factory) -> AsyncIterator[Secured]:
     env = _environment(infra)
+    spans = tmp_path_factory.mktemp("security-spans") / "spans.jsonl"
+    env["SWITCHBOARD_OTEL_FILE"] = str(spans)
     system = System(env, tmp_path_factory.mktemp("security-logs"))
     mongo = connect(env["SWITCHBOARD_MONGO_URI"], app_name="security-tests")
     demo_api = seed.DemoApi.start()
@@ -203,7 +207,7 @@ async def secured(infra, tmp_path_factory) -> AsyncIterator[Secured]:
         rival = await seed.seed_system(
             env, urls, demo_api_url=demo_api.url, account_id="rival", persona_id=RIVAL_PERSONA, key_label="rival"
         )
-        secured = Secured(system, env, urls, strict.base_url + MCP_PATH, ours, rival, mongo)
+        secured = Secured(system, env, urls, strict.base_url + MCP_PATH, ours, rival, mongo, spans)
         async with httpx.AsyncClient(headers=secured.admin_headers, timeout=30) as http:
             await _seed_rival_only(http, secured, demo_api.url)
         yield secured

@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 
+from switchboard.redaction import QueryRedaction
 from switchboard.settings import SwitchboardSettings
 
 KafkaHeaders = list[tuple[str, bytes]]
@@ -81,6 +82,7 @@ def setup_telemetry(service_name: str, settings: SwitchboardSettings) -> None:
     resource = Resource.create(attributes)
 
     tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(QueryRedaction())  # first: no exporter sees a query string
     readers = []
     if settings.otel_exporter_otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
