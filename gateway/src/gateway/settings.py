@@ -88,7 +88,12 @@ class GatewaySettings(SwitchboardSettings):
     )
     tools_cache_seconds: float = Field(default=30.0, ge=0, description="How long a persona's tool list is reused.")
     key_cache_seconds: float = Field(
-        default=30.0, ge=0, description="How long an API key lookup is reused: a revocation takes effect within it."
+        default=30.0,
+        ge=0,
+        description=(
+            "How long an API key lookup is reused. A revocation announced on gateway.events takes effect at "
+            "once; one that could not be announced (Kafka unreachable) takes effect within this time."
+        ),
     )
 
     rate_limit_per_second: float = Field(default=20.0, gt=0, description="Sustained requests per second per API key.")
