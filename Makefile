@@ -1,4 +1,4 @@
-.PHONY: run demo test infra-up infra-down infra-status infra-reset bench
+.PHONY: run demo test unit infra-up infra-down infra-status infra-reset bench
 
 run:            ## Install everything, start Kafka, the database, every service and the gateway
 	scripts/run
@@ -8,6 +8,9 @@ demo:           ## The same as run, then a scripted demo call through the MCP en
 
 test:           ## Install everything, start the real servers, run all tests
 	scripts/test
+
+unit:           ## The unit tests alone: no servers, under a minute
+	scripts/uv run --frozen pytest -m "not integration and not e2e and not faults and not security" -q
 
 infra-up:
 	scripts/infra up
