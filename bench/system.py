@@ -138,6 +138,9 @@ def bench_env(run_id: str, mongo_uri: str, kafka_bootstrap: str) -> dict[str, st
             "SWITCHBOARD_CALL_CONTROL_WEBHOOK_SECRET": f"bench-webhook-{run_id}",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
             **rate_limit_env(UNLIMITED, UNLIMITED),
+            # One tenant drives the whole bench: its key's and account's share is the whole gateway.
+            "SWITCHBOARD_GATEWAY_MAX_IN_FLIGHT_PER_KEY": str(UNLIMITED),
+            "SWITCHBOARD_GATEWAY_MAX_IN_FLIGHT_PER_ACCOUNT": str(UNLIMITED),
         }
     )
     env.update(isolated_databases(f"bench_{run_id}"))
