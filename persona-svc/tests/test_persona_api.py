@@ -412,3 +412,10 @@ async def test_the_openapi_document_is_published(api) -> None:
         spec = (await http.get(path, headers={"Authorization": ""})).json()
         assert "/admin/v1/accounts/{account_id}/personas/{persona_id}/tools/{tool_id}" in spec["paths"]
         assert "/admin/v1/accounts/{account_id}/users/{user_id}/dnd" in spec["paths"]
+
+
+async def test_an_extension_on_a_users_number_is_kept_for_the_transfer(api) -> None:
+    http, _, _ = api
+    await seed(http)
+    response = await http.put("/admin/v1/accounts/acme/users/bob", json={"name": "Bob", "number": "(415) 555-0123 ext 22"})
+    assert response.status_code in (200, 201) and response.json()["number"] == "+14155550123;ext=22"

@@ -27,7 +27,7 @@ from switchboard.contracts import Contract, Topic
 from switchboard.contracts.envelope import IDENTIFIER
 from switchboard.contracts.persona import PersonaUpdated, QueueUpdated, UserDndChanged, UserUpdated
 from switchboard.messaging.events import EventPublisher
-from switchboard.phone import InvalidPhoneNumber, to_e164
+from switchboard.phone import InvalidPhoneNumber, parse_number
 
 from persona_svc.cache import ReadCache
 from persona_svc.model import (
@@ -165,7 +165,7 @@ def admin_router(
         values = fields.model_dump()
         if fields.number is not None:
             try:
-                values["number"] = to_e164(fields.number, account.country)
+                values["number"] = str(parse_number(fields.number, account.country))  # keeps `;ext=` if any
             except InvalidPhoneNumber as e:
                 raise invalid(["number"], str(e)) from None
         return values
