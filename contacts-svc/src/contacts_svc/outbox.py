@@ -24,6 +24,7 @@ from switchboard.contracts import Contract, Topic
 from switchboard.contracts.contacts import CONTACT_EVENTS
 from switchboard.messaging.events import EventPublisher, decode_event
 from switchboard.service import Periodic
+from switchboard.telemetry import record_outbox_depth
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,9 @@ class EventRelay(Periodic):
         at = at or self._clock()
         window = int(at.timestamp() // self._grace)
         sent = 0
-        for entry in await self._outbox.due(created_before=at - timedelta(seconds=self._grace), limit=self._batch):
+        due = await self._outbox.due(created_before=at - timedelta(seconds=self._grace), limit=self._batch)
+        record_outbox_depth("contacts", len(due))
+        for entry in due:
             event = decode_event_payload(entry.payload)
             if event is None:
                 log.error("outbox entry %s holds no known contact event; removing it", entry.event_id)

@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from opentelemetry.metrics import Observation
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.bootstrap import Runtime, bootstrap
@@ -22,6 +23,7 @@ from gateway.server import build_server, session_manager
 from gateway.settings import GatewaySettings
 from gateway.tools import Tools
 from switchboard.messaging.requester import Requester
+from switchboard.telemetry import meter, metrics_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,17 @@ def create_app(
     runtime = bootstrap(settings, requester=requester, keys=keys, events=events)
     tools = Tools(settings, runtime.requester, runtime.catalogs, runtime.repeats)
     manager = session_manager(build_server(tools, version=_version()), max_body_bytes=settings.max_body_bytes)
+    capacity = Capacity(
+        total=settings.max_in_flight,
+        per_key=settings.max_in_flight_per_key,
+        per_account=settings.max_in_flight_per_account,
+        unauthenticated=settings.max_unauthenticated,
+    )
+    meter.create_observable_gauge(
+        "switchboard.gateway.in_flight",
+        callbacks=[lambda _options: [Observation(capacity.in_flight)]],
+        description="MCP requests this gateway replica is serving now.",
+    )
     edge = Edge(
         StreamableHTTPASGIApp(manager),
         authenticator=runtime.authenticator,
@@ -68,12 +81,7 @@ def create_app(
         allowed_hosts=settings.allowed_hosts,
         allowed_origins=settings.allowed_origins,
         max_body_bytes=settings.max_body_bytes,
-        capacity=Capacity(
-            total=settings.max_in_flight,
-            per_key=settings.max_in_flight_per_key,
-            per_account=settings.max_in_flight_per_account,
-            unauthenticated=settings.max_unauthenticated,
-        ),
+        capacity=capacity,
         body_timeout=settings.body_timeout,
     )
 
@@ -116,6 +124,8 @@ def create_app(
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": "gateway"}
+
+    app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:

@@ -27,6 +27,7 @@ from switchboard.contracts import Contract, Topic, utcnow
 from switchboard.contracts.leads import CaseCreatedEvent, LeadCreatedEvent
 from switchboard.messaging.events import EventPublisher
 from switchboard.service import Periodic
+from switchboard.telemetry import record_outbox_depth
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,9 @@ class EventRelay(Periodic):
         now = now or utcnow()
         window = int(now.timestamp() // self._grace)
         sent = 0
-        for entry in await self._outbox.due(deadline_before=now - timedelta(seconds=self._grace), limit=self._batch):
+        due = await self._outbox.due(deadline_before=now - timedelta(seconds=self._grace), limit=self._batch)
+        record_outbox_depth("leads", len(due))
+        for entry in due:
             if await self._claims.claim(f"{entry.id}:{window}", entry.account_id, now):
                 sent += await self._events.resend(entry)
         if sent:

@@ -47,7 +47,7 @@ from switchboard.mongo import IndexSpec, connect, ensure_indexes
 from switchboard.periodic import Periodic  # noqa: F401  (re-exported: the services' relays import it here)
 from switchboard.retention import Retained, Retention
 from switchboard.settings import SwitchboardSettings
-from switchboard.telemetry import setup_telemetry, shutdown_telemetry
+from switchboard.telemetry import metrics_endpoint, setup_telemetry, shutdown_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,7 @@ class Service:
         document_admin_responses(self.app)
         self.app.add_api_route("/healthz", self._healthz, methods=["GET"], include_in_schema=False)
         self.app.add_api_route("/readyz", self._readyz, methods=["GET"], include_in_schema=False)
+        self.app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 
     async def start(self, *, serve_http: bool = True) -> None:
         settings = self.settings

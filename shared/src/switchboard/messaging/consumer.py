@@ -44,6 +44,9 @@ _command_duration = meter.create_histogram(
 _command_outcomes = meter.create_counter(
     "switchboard.command.outcomes", description="Commands handled, by outcome (handled, failed, expired, ...)."
 )
+_dead_letters = meter.create_counter(
+    "switchboard.consumer.dead_letters", description="Commands set aside on the dead-letter topic, never retried."
+)
 
 
 class _Partition:
@@ -97,6 +100,11 @@ class CommandConsumer:
             "switchboard.consumer.lag",
             callbacks=[self._observe_lag],
             description="Records not yet fetched, per partition of a command topic.",
+        )
+        meter.create_observable_gauge(
+            "switchboard.consumer.in_flight",
+            callbacks=[lambda _options: [Observation(len(self._tasks), {"service": self._processor.service})]],
+            description="Commands this replica is handling now (at most max_in_flight).",
         )
 
     async def start(self) -> None:
@@ -253,6 +261,7 @@ class CommandConsumer:
             await self._producer.send_and_wait(self._dead_letter_topic, record.value, key=record.key, headers=headers)
         except KafkaError:
             log.exception("could not dead-letter offset %s of %s", record.offset, self._topic)
+        _dead_letters.add(1, {"service": self._processor.service, "topic": self._topic})
         log.warning("dead-lettered offset %s of %s: %s", record.offset, self._topic, reason[:300])
 
     def _apply_backpressure(self) -> None:
