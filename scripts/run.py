@@ -91,6 +91,16 @@ def run_demo(demo: seed.DemoSystem, urls: Mapping[str, str], env: Mapping[str, s
     subprocess.run(command, env=dict(env), check=False)
 
 
+def print_observability(urls: Mapping[str, str], env: Mapping[str, str]) -> None:
+    """Where the traces and the metrics are (Jaeger runs once scripts/infra has built it)."""
+    jaeger = env.get("SWITCHBOARD_JAEGER_URL")
+    if jaeger:
+        print(f"run: traces in Jaeger: {jaeger} (query API: {jaeger}/api/traces?service=switchboard-gateway)")
+    else:
+        print("run: traces: Jaeger is not running yet (scripts/infra builds it in the background; the next make run starts it)")
+    print(f"run: metrics for Prometheus: {urls['gateway']}/metrics and /metrics on every service's port", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run Switchboard: every service and the gateway.")
     parser.add_argument("--demo", action="store_true", help="run the scripted demo call once everything is up")
@@ -112,6 +122,7 @@ def main() -> int:
         urls = {r.spec.name: r.base_url for r in system.running}
         demo = seed.seed(env, urls, demo_api_url=demo_api.url, key_label="make run")
         seed.print_welcome(demo, urls, env)
+        print_observability(urls, env)
         if args.demo:
             run_demo(demo, urls, env)
         print("run: all processes ready; Ctrl-C stops them", flush=True)
