@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import sys
 import threading
@@ -45,7 +46,7 @@ async def run_client(*command: str | Path, env: dict[str, str] | None = None) ->
     )
     async with asyncio.timeout(INSTALL_SECONDS):
         out, err = await process.communicate()
-    assert process.returncode == 0, f"{command[1] if len(command) > 1 else command[0]} failed:\n{err.decode()[-6000:]}"
+    assert process.returncode == 0, f"{' '.join(map(str, command[:2]))} failed:\n{err.decode()[-6000:]}"
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
@@ -187,3 +188,59 @@ async def test_google_genai_converts_every_tool_and_runs_gemini_s_function_calls
             "lead": mcp_result(answered["create_lead"]["result"]),
         },
     )
+
+
+async def test_openai_agents_converts_the_tools_to_strict_schemas_and_calls_them(e2e) -> None:
+    call = await e2e.start_call()
+    report = await run_client(sys.executable, CLIENTS / "openai_agents_client.py", *call_arguments(e2e, call))
+    await assert_took_the_call(e2e, call, report)
+    assert [t["name"] for t in report["converted"]] == [t["name"] for t in report["tools"]]
+    for tool in report["converted"]:
+        if tool["schema"]["properties"]:
+            assert tool["strict"] is True, tool
+            assert tool["schema"]["additionalProperties"] is False, tool
+        else:
+            # The SDK makes a strict schema of an object without properties only when the server says
+            # `additionalProperties: false`, which google-genai's adapter cannot read; the model calls
+            # such a tool with `{}` either way.
+            assert tool["schema"] == {"type": "object", "properties": {}}, tool
+    assert report["office"]["is_error"] is False and report["office"]["text"].startswith("Office is"), report["office"]
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="clients/node installs Node 22 and the SDK with npm")
+async def test_mcp_typescript_sdk(e2e) -> None:
+    call = await e2e.start_call()
+    report = await run_client(CLIENTS / "node", "mcp_typescript_sdk.mjs", *call_arguments(e2e, call))
+    await assert_took_the_call(e2e, call, report)
+
+
+async def test_langchain_mcp_adapters(e2e) -> None:
+    call = await e2e.start_call()
+    report = await run_client(
+        REPO_ROOT / "scripts" / "uv",
+        "run",
+        "--quiet",
+        "--isolated",
+        "--no-project",
+        "--python",
+        sys.executable,
+        "--with-requirements",
+        CLIENTS / "langchain-requirements.txt",
+        "python",
+        CLIENTS / "langchain_client.py",
+        *call_arguments(e2e, call),
+    )
+    await assert_took_the_call(e2e, call, report)
+
+
+README_EXAMPLE = re.compile(r"<!-- example: (?P<path>[\w/.-]+) -->\n```\w*\n(?P<code>.*?)```", re.DOTALL)
+SCRIPT_EXAMPLE = re.compile(r"^(?:# |// )README: begin\n(?P<code>.*?)^(?:# |// )README: end\n", re.DOTALL | re.MULTILINE)
+
+
+def test_the_readmes_client_examples_are_the_ones_the_suite_runs() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    shown = {m["path"]: m["code"] for m in README_EXAMPLE.finditer(readme)}
+    scripts = sorted(p for p in CLIENTS.iterdir() if SCRIPT_EXAMPLE.search(p.read_text()))
+    assert sorted(shown) == [str(p.relative_to(REPO_ROOT)) for p in scripts]
+    for path in scripts:
+        assert shown[str(path.relative_to(REPO_ROOT))] == SCRIPT_EXAMPLE.search(path.read_text())["code"], path
