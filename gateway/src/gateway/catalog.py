@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 
 from gateway import schemas
 from gateway.model import Caller
+from gateway.routes import ApiRequestRoute, GlobalRoute, Route, TransferRoute
 from switchboard.contracts import (
     GLOBAL_TOOL_COMMANDS,
     OPERATIONS,
@@ -44,33 +45,10 @@ from switchboard.messaging.requester import Requester
 
 log = logging.getLogger(__name__)
 
-SAFE_METHODS = frozenset({"GET", "HEAD"})
-"""API Request methods that change nothing at the other end (RFC 9110 safe methods)."""
-
 INTERNAL_ARGUMENTS: Mapping[GlobalTool, tuple[str, ...]] = {
     # Set by the gateway from a custom transfer tool's resolution, never by the model.
     GlobalTool.transfer_call: ("target",),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class GlobalRoute:
-    tool: GlobalTool
-    command: CommandType
-    args: type[Contract]
-
-
-@dataclass(frozen=True, slots=True)
-class TransferRoute:
-    spec: TransferToUserTool | TransferToQueueTool
-
-
-@dataclass(frozen=True, slots=True)
-class ApiRequestRoute:
-    spec: ApiRequestTool
-
-
-Route = GlobalRoute | TransferRoute | ApiRequestRoute
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +58,14 @@ class ToolEntry:
     validator: Draft202012Validator
     metric_name: str
     """The name used in metrics: a custom tool's own name is the account's, so metrics use its kind."""
-    side_effecting: bool = False
-    """Calling it changes something (a lead, a transfer, a POST): its repeats are one effect."""
 
     @property
     def name(self) -> str:
         return self.tool.name
+
+    @property
+    def side_effecting(self) -> bool:
+        return self.route.side_effecting
 
 
 def _annotations(presentation: ToolPresentation) -> types.ToolAnnotations:
@@ -105,11 +85,9 @@ def _entry(
     output_model: type[Contract],
     route: Route,
     metric_name: str,
-    *,
-    side_effecting: bool,
 ) -> ToolEntry:
     output = schemas.output_schema(output_model)
-    if side_effecting:
+    if route.side_effecting:
         output = schemas.with_repeat_flag(output)
     tool = types.Tool(
         name=name,
@@ -119,7 +97,7 @@ def _entry(
         output_schema=output,
         annotations=_annotations(presentation),
     )
-    return ToolEntry(tool, route, schemas.validator(input_schema), metric_name, side_effecting)
+    return ToolEntry(tool, route, schemas.validator(input_schema), metric_name)
 
 
 def _global_entry(tool: GlobalTool) -> ToolEntry:
@@ -132,7 +110,6 @@ def _global_entry(tool: GlobalTool) -> ToolEntry:
         op.result,
         GlobalRoute(tool, command, op.args),
         tool.value,
-        side_effecting=not op.reads_only,
     )
 
 
@@ -156,7 +133,6 @@ def _custom_entry(spec: TransferToUserTool | TransferToQueueTool | ApiRequestToo
             ApiResponse,
             ApiRequestRoute(spec),
             "custom.api_request",
-            side_effecting=spec.method not in SAFE_METHODS,
         )
     fallback = (
         "Transfer the caller to the colleague this tool is set up for. Tell the caller before you transfer."
@@ -173,7 +149,6 @@ def _custom_entry(spec: TransferToUserTool | TransferToQueueTool | ApiRequestToo
         TransferResult,
         TransferRoute(spec),
         f"custom.{spec.kind}",
-        side_effecting=True,
     )
 
 

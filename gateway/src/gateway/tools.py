@@ -16,15 +16,15 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from opentelemetry import trace
-from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 from gateway import results, schemas
-from gateway.catalog import ApiRequestRoute, Catalogs, GlobalRoute, PersonaNotFound, ToolEntry, TransferRoute
-from gateway.handlers import Budget, run_api_request, run_global, run_transfer
+from gateway.catalog import Catalogs, PersonaNotFound, ToolEntry
+from gateway.routes import InvalidArguments
 from gateway.model import Caller
 from gateway.repeats import Claim, Repeats, fingerprint
 from gateway.settings import GatewaySettings
+from switchboard.budget import Budget
 from switchboard.contracts import Contract, ErrorCode
 from switchboard.messaging import Busy, RequestFailed, RequestTimeout
 from switchboard.messaging.requester import Requester
@@ -147,14 +147,14 @@ class Tools:
                     Outcome.invalid_arguments,
                     metric_name,
                 )
-            if isinstance(entry.route, ApiRequestRoute):
-                budget = budget.extended(entry.route.spec.timeout_seconds + self._settings.api_request_overhead)
+            if entry.route.own_timeout is not None:
+                budget = budget.extended(entry.route.own_timeout + self._settings.api_request_overhead)
             claim = await self._claim(caller, entry, given)
             if claim is not None and claim.conflict:
                 return results.error(results.IDEMPOTENCY_CONFLICT), Outcome.invalid_arguments, metric_name
             try:
-                result = await self._route(
-                    entry, given, caller.context(catalog.region), budget, claim.command_id if claim else None
+                result = await entry.route.run(
+                    given, caller.context(catalog.region), self._requester, budget, claim.command_id if claim else None
                 )
             except (RequestFailed, Busy) as e:
                 if claim is not None and (isinstance(e, Busy) or e.error.code is ErrorCode.unavailable):
@@ -162,7 +162,7 @@ class Tools:
                 raise
         except _Protocol:
             raise
-        except _InvalidArguments as e:
+        except InvalidArguments as e:
             return results.error(f"Invalid arguments for {name}: {e.sentence}"), Outcome.invalid_arguments, metric_name
         except RequestFailed as e:
             return results.error(e.error.message), Outcome.tool_error, metric_name
@@ -206,22 +206,6 @@ class Tools:
         except Exception as e:
             log.warning("could not release the repeat claim of %s: %s", entry.metric_name, e)
 
-    async def _route(
-        self, entry: ToolEntry, arguments: dict[str, Any], context: Any, budget: Budget, command_id: str | None
-    ) -> Contract:
-        route = entry.route
-        if isinstance(route, GlobalRoute):
-            try:
-                args = route.args.model_validate(arguments)
-            except ValidationError as e:
-                raise _InvalidArguments(e) from None
-            return await run_global(route, args, context, self._requester, budget, command_id)
-        if isinstance(route, TransferRoute):
-            return await run_transfer(route, context, self._requester, budget, command_id)
-        if isinstance(route, ApiRequestRoute):
-            return await run_api_request(route, arguments, context, self._requester, budget, command_id)
-        raise AssertionError(f"no handler for {route!r}")
-
 
 class _Protocol(Exception):
     """A protocol error to raise to the client, with the outcome to record."""
@@ -229,9 +213,3 @@ class _Protocol(Exception):
     def __init__(self, error: MCPError, outcome: str) -> None:
         self.error = error
         self.outcome = outcome
-
-
-class _InvalidArguments(Exception):
-    def __init__(self, error: ValidationError) -> None:
-        fields = [".".join(str(p) for p in err["loc"]) or "arguments" for err in error.errors()]
-        self.sentence = " ".join(f"Argument '{field}' is invalid." for field in dict.fromkeys(fields))
