@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from gateway.model import Caller
 from switchboard.contracts.envelope import CALL_ID, IDENTIFIER
+from switchboard.phone import is_withheld
 
 ACCOUNT_HEADER = "account_id"
 PERSONA_HEADER = "persona_id"
@@ -27,25 +28,6 @@ IDEMPOTENCY_HEADER = "idempotency-key"
 
 MAX_CALL_ID = 256
 MAX_IDEMPOTENCY_KEY = 255
-
-WITHHELD_FORMS = frozenset(
-    {
-        "anonymous",
-        "anonymous@anonymous.invalid",
-        "sip:anonymous@anonymous.invalid",
-        "restricted",
-        "unavailable",
-        "not available",
-        "unknown",
-        "private",
-        "withheld",
-        "blocked",
-        "out of area",
-        "p",  # "private" and "out of area" as caller-id delivery (Bellcore GR-30) abbreviates them
-        "o",
-    }
-)
-"""What phone systems send, in any letter case, for a caller whose number is not given."""
 
 _identifier = re.compile(IDENTIFIER)
 _call_id = re.compile(CALL_ID)
@@ -61,9 +43,9 @@ class BadHeader:
 
 def caller_number(value: str | None) -> str | None | BadHeader:
     """The caller's number as given, None for a withheld or absent number, or why the value is refused."""
-    text = (value or "").strip()
-    if not text or text.lower() in WITHHELD_FORMS:
+    if is_withheld(value):
         return None
+    text = (value or "").strip()
     if text.lower().startswith("tel:"):
         text = text[4:].strip()
     if _phone.match(text) and any(c.isdigit() for c in text):
