@@ -79,7 +79,7 @@ async def transfer_call(
         raise Refused("The call has just ended; there is no caller to transfer.")
     if command.expired():
         await calls.finish(action, ActionStatus.failed, "deadline passed before the phone system was asked")
-        raise Unavailable(f"{OUT_OF_TIME}; the caller is still on the line with you.")
+        raise Unavailable(f"{OUT_OF_TIME}; the caller is still on the line with you; try again in a moment.")
     assert record.call is not None
     try:
         await telephony.transfer(record.call, destination, timeout=command.remaining())
@@ -126,7 +126,7 @@ async def hangup_call(
         return _already_ended()
     if command.expired():
         await calls.finish(action, ActionStatus.failed, "deadline passed before the phone system was asked")
-        raise Unavailable(f"{OUT_OF_TIME}; the call is still connected.")
+        raise Unavailable(f"{OUT_OF_TIME}; the call is still connected; try again in a moment.")
     assert record.call is not None
     gone = False
     try:
