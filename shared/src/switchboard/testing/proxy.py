@@ -43,6 +43,8 @@ class TcpProxy:
         self._cut = False
         self.accepted = 0
         self.refused = 0
+        self.severed = 0
+        """Open connections closed by `cut()`."""
 
     @classmethod
     async def start(cls, target_host: str, target_port: int, *, port: int = 0) -> TcpProxy:
@@ -69,6 +71,7 @@ class TcpProxy:
     def cut(self) -> None:
         """Drop every connection now, and every new one as soon as it is accepted, until `heal()`."""
         self._cut = True
+        self.severed += len(self._connections)
         for connection in list(self._connections):
             connection.close()
         self._connections.clear()
