@@ -1,15 +1,17 @@
 """The ledger of a run checked against the services' databases, read directly.
 
-For every tool call of the run (each on a call id of its own, one tool call per call id):
+Every tool call of the run has a call id of its own and is one logical call, however many attempts
+the driver made (it retries as the README tells agents to). The effects of every call are checked,
+acknowledged, failed and unanswered alike:
 
+- duplicated: more than one case, or more than one PBX action, for one call id, whatever its
+  attempts; more than one lead for one caller number;
 - lost: an acknowledged `create_lead` whose case or lead is not stored, an acknowledged
   `transfer_call` / `hangup_call` the simulated PBX did not carry out;
-- duplicated: more than one case, or more than one PBX action, for one call id (one tool call
-  each); more than one lead for one caller number;
-- late: a case, lead or PBX action stamped after its command's deadline (beyond the few hundred
-  milliseconds between a service's last deadline check and its store write, see STAMP_TOLERANCE);
-- unclear: a failed call whose answer is not a sentence saying to try again, or shows a trace;
-- unanswered: no answer at all, or an answer later than the deadline plus a generous grace.
+- late: a case, lead or PBX action stamped after its command's deadline (see STAMP_TOLERANCE), so
+  a failed call's effect, if it has one, is the one its command made in time;
+- unclear: a failed attempt whose answer does not say to try again, or shows a trace;
+- unanswered: an attempt with no answer at all, or one later than the deadline plus a generous grace.
 """
 
 from __future__ import annotations
@@ -25,18 +27,33 @@ from datetime import datetime
 from typing import Any
 
 from tests.faults.harness import TOOL_TIMEOUT, FaultSystem
-from tests.faults.load import SIDE_EFFECTS, Ledger, Outcome, ToolCall
+from tests.faults.load import RETRYABLE, SIDE_EFFECTS, Attempt, Ledger, Outcome, ToolCall
 
 ANSWER_BOUND = TOOL_TIMEOUT + 15.0
 """Generous: the gateway answers by its deadline; on a loaded 2-core machine the answer can still
 take seconds more to reach the driver. This bound only catches calls left hanging."""
 
-STAMP_TOLERANCE = 1.0
-"""Seconds a stored stamp may trail its command's deadline: services check the deadline right before
-acting, and the store write that carries the stamp comes after that check (on a loaded 2-core
-machine one write can take most of a second). Every stamp past the deadline is reported."""
+STAMP_TOLERANCE = 0.05
+"""Seconds a stored stamp may trail its command's deadline.
 
-RETRYABLE = re.compile(r"try again|temporarily unavailable|in a moment", re.IGNORECASE)
+The deadline check and the stamp are both read from the service process's own clock, with no
+`await` between them, so no other task of the process runs in between:
+
+- leads-svc: `_in_time(command)` (`utcnow() >= deadline`), then at once `created_at = now_ms()`,
+  the stamp of the lead and the case (later checks come before each insert; the stamp is not
+  taken again);
+- call-control's simulated PBX: `_in_time(until)` on the monotonic clock, then at once the action
+  document with `"at": utcnow()`. `until` is `time.monotonic()` plus `command.remaining()`, both
+  read together, again with no `await` between, and both clocks run at the same (NTP-slewed) rate.
+
+What lies between is a few Python statements: microseconds. The store keeps milliseconds, cutting
+both stamp and deadline down, which can put a stamp taken microseconds after the deadline 1 ms after
+it. Only the operating system can stretch the gap: by giving both cores to other processes
+between the two statements (on this 2-core machine at a load average of 10 to 30, a runnable
+process waits a few scheduler periods of a few milliseconds each) or a garbage collection of the
+process. 50 ms covers those; a process stopped longer between them (SIGSTOP, swapped out) would
+act late for real, and is reported. Every stamp past its deadline is counted in the figures."""
+
 TRACE = re.compile(r"Traceback|File \"|\bline \d+\b|\b[A-Z][A-Za-z]*(?:Error|Exception)\b|pymongo|aiokafka")
 
 
@@ -68,18 +85,32 @@ class Stored:
         return (len(self.cases), len(self.leads), len(self.pbx_actions), len(self.call_actions))
 
 
+class Finding(str):
+    """What is wrong, in a sentence, and the tool call it is about (None when no one call)."""
+
+    call_id: str | None
+
+    def __new__(cls, text: str, call_id: str | None = None) -> Finding:
+        finding = super().__new__(cls, text)
+        finding.call_id = call_id
+        return finding
+
+
 @dataclass
 class Findings:
-    lost: list[str] = field(default_factory=list)
-    duplicated: list[str] = field(default_factory=list)
-    late: list[str] = field(default_factory=list)
-    unclear: list[str] = field(default_factory=list)
-    unanswered: list[str] = field(default_factory=list)
+    lost: list[Finding] = field(default_factory=list)
+    duplicated: list[Finding] = field(default_factory=list)
+    late: list[Finding] = field(default_factory=list)
+    unclear: list[Finding] = field(default_factory=list)
+    unanswered: list[Finding] = field(default_factory=list)
     overdue: list[float] = field(default_factory=list)
     """Seconds past the deadline of every stamp that trails it, within the tolerance or not."""
 
+    def all(self) -> list[Finding]:
+        return [*self.lost, *self.duplicated, *self.late, *self.unclear, *self.unanswered]
+
     def problems(self) -> dict[str, list[str]]:
-        return {name: items[:10] for name, items in vars(self).items() if items and name != "overdue"}
+        return {name: [str(f) for f in items[:10]] for name, items in vars(self).items() if items and name != "overdue"}
 
 
 async def settle(target: FaultSystem, ledger: Ledger, *, quiet: float = 2.0, timeout: float = 30.0) -> Stored:
@@ -110,19 +141,23 @@ def _leads_and_cases(ledger: Ledger, stored: Stored, findings: Findings) -> None
     leads = {lead["_id"]: lead for lead in stored.leads}
     for call in ledger.acknowledged("create_lead"):
         assert call.structured is not None
-        case = cases.get(call.structured["case_id"])
+        case_id, lead_id = call.structured["case_id"], call.structured["lead_id"]
+        case = cases.get(case_id)
         if case is None or case["call_id"] != call.call_id:
-            findings.lost.append(f"case {call.structured['case_id']} of acknowledged create_lead on {call.call_id}")
-        if call.structured["lead_id"] not in leads:
-            findings.lost.append(f"lead {call.structured['lead_id']} of acknowledged create_lead on {call.call_id}")
-    for call_id, n in Counter(case["call_id"] for case in stored.cases).items():
-        if n > 1:
-            findings.duplicated.append(f"{n} cases for the one create_lead on {call_id}")
+            findings.lost.append(Finding(f"case {case_id} of acknowledged create_lead on {call.call_id}", call.call_id))
+        if lead_id not in leads:
+            findings.lost.append(Finding(f"lead {lead_id} of acknowledged create_lead on {call.call_id}", call.call_id))
+    per_call = Counter(case["call_id"] for case in stored.cases)
+    for call in _calls_of(ledger, "create_lead"):
+        if (n := per_call[call.call_id]) > 1:
+            what = f"{n} cases for create_lead on {call.call_id}: {_history(call)}"
+            findings.duplicated.append(Finding(what, call.call_id))
     for key, n in Counter(lead["match_key"] for lead in stored.leads).items():
         if n > 1:
-            findings.duplicated.append(f"{n} leads for caller {key}")
+            findings.duplicated.append(Finding(f"{n} leads for caller {key}"))
     for case in stored.cases:
-        _not_late(findings, "case", case["_id"], case["created_at"], stored.leads_deadlines.get(case["command_id"]))
+        deadline = stored.leads_deadlines.get(case["command_id"])
+        _not_late(findings, "case", case["_id"], case["created_at"], deadline, case["call_id"])
     for lead in stored.leads:
         if lead["command_id"] in stored.leads_deadlines:
             deadline = stored.leads_deadlines[lead["command_id"]]
@@ -134,47 +169,94 @@ def _phone_actions(ledger: Ledger, stored: Stored, findings: Findings) -> None:
     for tool, action in (("transfer_call", "transfer"), ("hangup_call", "hangup")):
         for call in ledger.acknowledged(tool):
             if (call.call_id, action) not in done:
-                findings.lost.append(f"{action} of acknowledged {tool} on {call.call_id}: the PBX never did it")
-    for call_id, n in Counter(a["call_id"] for a in stored.pbx_actions).items():
-        if n > 1:
-            findings.duplicated.append(f"{n} PBX actions on {call_id}, which had one tool call")
+                what = f"{action} of acknowledged {tool} on {call.call_id}: the PBX never did it"
+                findings.lost.append(Finding(what, call.call_id))
+    per_call = Counter(a["call_id"] for a in stored.pbx_actions)
+    for call in _calls_of(ledger, "transfer_call", "hangup_call"):
+        if per_call[call.call_id] > 1:
+            what = f"{per_call[call.call_id]} PBX actions on {call.call_id}: {_history(call)}"
+            findings.duplicated.append(Finding(what, call.call_id))
     deadlines: dict[str, datetime] = {}
     for claim in stored.call_actions:
         deadlines[claim["call_id"]] = max(claim["deadline"], deadlines.get(claim["call_id"], claim["deadline"]))
     for action in stored.pbx_actions:
         where = f"{action['action']} on {action['call_id']}"
-        _not_late(findings, "PBX", where, action["at"], deadlines.get(action["call_id"]))
+        _not_late(findings, "PBX", where, action["at"], deadlines.get(action["call_id"]), action["call_id"])
 
 
-def _not_late(findings: Findings, kind: str, what: str, at: datetime, deadline: datetime | None) -> None:
+def _calls_of(ledger: Ledger, *tools: str) -> list[ToolCall]:
+    """The tool calls of `tools` that made at least one attempt, whatever their outcome."""
+    return [c for c in ledger.calls if c.tool in tools and c.attempts]
+
+
+def _history(call: ToolCall) -> str:
+    tries = ", ".join(f"{a.outcome}{' (repeat)' if a.repeat else ''}" for a in call.attempts)
+    return f"one tool call, {len(call.attempts)} attempts: {tries}"
+
+
+def _not_late(
+    findings: Findings, kind: str, what: str, at: datetime, deadline: datetime | None, call_id: str | None = None
+) -> None:
     if deadline is None:
-        findings.late.append(f"{kind} {what}: no command deadline found for it")
+        findings.late.append(Finding(f"{kind} {what}: no command deadline found for it", call_id))
         return
     overdue = (at - deadline).total_seconds()
     if overdue > 0:
         findings.overdue.append(overdue)
     if overdue > STAMP_TOLERANCE:
-        findings.late.append(f"{kind} {what} at {at.isoformat()}, {overdue:.3f}s after its deadline")
+        findings.late.append(Finding(f"{kind} {what} at {at.isoformat()}, {overdue:.3f}s after its deadline", call_id))
 
 
 def _answers(ledger: Ledger, findings: Findings) -> None:
     for call in ledger.tool_calls:
-        if call.ended is None or call.outcome == Outcome.no_answer:
-            findings.unanswered.append(f"{call.tool} on {call.call_id}: {call.text[:200]}")
-        elif call.seconds > ANSWER_BOUND:
-            findings.unanswered.append(f"{call.tool} on {call.call_id} answered after {call.seconds:.1f}s")
-    for call in ledger.failed():
-        if call.outcome != Outcome.no_answer and not _clear_and_retryable(call):
-            findings.unclear.append(f"{call.tool} on {call.call_id} ({call.outcome} {call.status}): {call.text[:300]}")
+        if call.ended is None:
+            findings.unanswered.append(Finding(f"{call.tool} on {call.call_id}: never finished", call.call_id))
+    for call, attempt in ledger.attempts():
+        which = f"{call.tool} on {call.call_id} (attempt {call.attempts.index(attempt) + 1})"
+        if attempt.outcome == Outcome.no_answer:
+            findings.unanswered.append(Finding(f"{which}: {attempt.text[:200]}", call.call_id))
+        elif attempt.seconds > ANSWER_BOUND:
+            findings.unanswered.append(Finding(f"{which} answered after {attempt.seconds:.1f}s", call.call_id))
+        elif not attempt.acknowledged and not _clear_and_retryable(attempt):
+            what = f"{which} ({attempt.outcome} {attempt.status}): {attempt.text[:300]}"
+            findings.unclear.append(Finding(what, call.call_id))
 
 
-def _clear_and_retryable(call: ToolCall) -> bool:
-    return bool(call.text.strip()) and RETRYABLE.search(call.text) is not None and TRACE.search(call.text) is None
+def _clear_and_retryable(attempt: Attempt) -> bool:
+    text = attempt.text
+    return bool(text.strip()) and RETRYABLE.search(text) is not None and TRACE.search(text) is None
+
+
+RELEASED_CLAIM = (
+    "a retry after a service's `unavailable` answer is a new command to the service: the gateway releases "
+    "its repeat claim on `unavailable` as if nothing had been done, but a service also answers `unavailable` "
+    "when a store write failed after it had acted (a case inserted, a phone action claimed), so the retry "
+    "acts a second time, or is refused, or is told an action that will never happen is under way"
+)
+"""A known defect of the gateway's repeat claims and the services' `unavailable` answers, found by
+these tests (the database link cut and the server restarts show it)."""
+
+
+def after_released_claims(ledger: Ledger, findings: Findings) -> bool:
+    """Whether there are findings and every one is on a call retried with no retry answered as a repeat.
+
+    Such a call's retries were new commands to its service: the gateway had released its claim.
+    """
+    released = {c.call_id for c in ledger.retried() if not any(a.repeat for a in c.attempts[1:])}
+    found = findings.all()
+    return bool(found) and all(f.call_id in released for f in found)
+
+
+def effects_of_failed_calls(ledger: Ledger, stored: Stored) -> int:
+    """Failed calls that left an effect anyway (made in time: the late check covers them)."""
+    with_effect = {case["call_id"] for case in stored.cases} | {a["call_id"] for a in stored.pbx_actions}
+    return sum(c.call_id in with_effect for c in ledger.failed())
 
 
 def figures(scenario: str, ledger: Ledger, findings: Findings, **measured: float) -> dict[str, Any]:
     """The run in numbers, for docs/reliability.md; printed, and appended to $SWITCHBOARD_FAULT_FIGURES if set."""
     calls = ledger.finished()
+    attempts = [a for _, a in ledger.attempts()]
     span = calls[-1].started - calls[0].started if len(calls) > 1 else 0.0
     numbers = {
         "scenario": scenario,
@@ -182,9 +264,14 @@ def figures(scenario: str, ledger: Ledger, findings: Findings, **measured: float
         "calls_per_second": round(len(calls) / span, 1) if span else 0.0,
         "acknowledged": sum(c.acknowledged for c in calls),
         "failed": dict(Counter(c.outcome for c in ledger.failed())),
+        "attempts": len(attempts),
+        "retried_calls": len(ledger.retried()),
+        "acknowledged_on_a_retry": sum(c.acknowledged and len(c.attempts) > 1 for c in calls),
+        "repeats": sum(a.repeat for a in attempts),
+        "failed_attempts": dict(Counter(a.outcome for a in attempts if not a.acknowledged)),
         "acknowledged_side_effects": {tool: len(ledger.acknowledged(tool)) for tool in SIDE_EFFECTS},
         "calls_not_placed": sum(c.outcome == Outcome.not_placed for c in ledger.calls),
-        "slowest_answer_s": round(max((c.seconds for c in calls), default=0.0), 2),
+        "slowest_answer_s": round(max((a.seconds for a in attempts), default=0.0), 2),
         **{name: len(items) for name, items in vars(findings).items() if name != "overdue"},
         "stamps_after_deadline": len(findings.overdue),
         "latest_stamp_after_deadline_s": round(max(findings.overdue, default=0.0), 3),

@@ -1,8 +1,8 @@
 """The system under fault: every service and the gateway as real processes, two replicas of the
 services with side effects (leads, call-control), seeded through the admin APIs with scripts/seed.py.
 
-Each system has its own topic prefix, database names, free ports and secrets, and a short consumer
-session timeout so that a paused replica loses its partitions within seconds. The servers it runs
+Each system has its own topic prefix, database names, free ports and secrets, and a consumer
+session timeout of a few seconds (`SESSION_TIMEOUT_MS`) so that a paused replica loses its partitions. The servers it runs
 on are either the shared ones or a private pair started with scripts/infra (`PrivateInfra`), which
 the broker and database restarts need: the shared servers are never stopped.
 """
@@ -45,9 +45,16 @@ SESSION_TIMEOUTS = (
     "SWITCHBOARD_LEADS_SESSION_TIMEOUT_MS",
     "SWITCHBOARD_CALL_CONTROL_SESSION_TIMEOUT_MS",
 )
-SESSION_TIMEOUT_MS = 3000
 TOOL_TIMEOUT = 4.0
 """The gateway's deadline of every tool call, in seconds."""
+
+SESSION_TIMEOUT_MS = 6000
+"""Longer than a tool call's deadline, so that the commands waiting on a dead or paused replica's
+partitions fail (the fault shows in the ledger) instead of being served late but in time; short
+enough that those partitions move to the other replica within seconds."""
+
+GATEWAY_IN_FLIGHT = 64
+"""The gateway's default `max_in_flight`: the load's one API key may use all of it."""
 
 REPLICATED = (LEADS, CALL_CONTROL)
 
@@ -65,6 +72,9 @@ def system_env(kafka_bootstrap: str, mongo_uri: str) -> dict[str, str]:
         "SWITCHBOARD_GATEWAY_TOOL_TIMEOUT": str(TOOL_TIMEOUT),
         "SWITCHBOARD_GATEWAY_RATE_LIMIT_PER_SECOND": "10000",
         "SWITCHBOARD_GATEWAY_RATE_LIMIT_BURST": "10000",
+        # One tenant under test: its share of the gateway is the whole gateway, as in the bench.
+        "SWITCHBOARD_GATEWAY_MAX_IN_FLIGHT_PER_KEY": str(GATEWAY_IN_FLIGHT),
+        "SWITCHBOARD_GATEWAY_MAX_IN_FLIGHT_PER_ACCOUNT": str(GATEWAY_IN_FLIGHT),
         "SWITCHBOARD_LOG_LEVEL": "INFO",
     }
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)

@@ -10,12 +10,19 @@ The mix:
 - the read-only tools `is_office_open`, `lookup_contact`, `check_user_availability`.
 
 Tool calls are raw JSON-RPC POSTs (a stateless 2025-era `tools/call` needs no `initialize`).
+
+A tool call is retried the way the README tells agents to: an answer that says to try again (a
+retryable sentence, a 503 busy or a 429), or no HTTP answer at all, is followed by the same tool
+call (same call id, same arguments) after `RETRY_PAUSE`, up to `TRIES` attempts, none started more
+than `RETRY_WITHIN` seconds after the first (inside the gateway's 60 s repeat window, so the
+gateway makes the attempts one effect). The ledger keeps every attempt and each call's final outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +38,21 @@ ANSWER_GRACE = 20.0
 MAX_WAITING = 24
 """Calls in flight at most: a tick that finds this many still waiting is skipped (and counted), so
 that a slow moment on a loaded machine does not snowball into a backlog the system never drains."""
+
+TRIES = 3
+"""Attempts of one tool call at most: the first and two retries."""
+
+RETRY_PAUSE = 1.0
+"""Seconds between an answer that says to try again and the retry ("in a moment")."""
+
+RETRY_WITHIN = 40.0
+"""No retry starts later than this after the call's first attempt: the gateway's repeat window is
+60 s, so every attempt of a call is the same call to it."""
+
+RETRYABLE = re.compile(r"try again|temporarily unavailable|in a moment|retry", re.IGNORECASE)
+"""What an answer that invites a retry says (tool results, 503 busy and 429 bodies alike)."""
+
+RETRYABLE_STATUS = (429, 503)
 
 CALLERS = [f"+1415555{n:04d}" for n in range(110, 150)]
 TRANSFER_DESTINATION = "+12125550143"
@@ -62,12 +84,11 @@ class Outcome:
 
 
 @dataclass
-class ToolCall:
-    tool: str
-    call_id: str
+class Attempt:
+    """One HTTP request of a tool call, and its answer."""
+
     started: float
     started_at: datetime
-    caller: str | None = None
     ended: float | None = None
     outcome: str = ""
     status: int | None = None
@@ -82,6 +103,53 @@ class ToolCall:
     @property
     def acknowledged(self) -> bool:
         return self.outcome == Outcome.ok
+
+    @property
+    def retryable(self) -> bool:
+        """The answer tells the agent to try again, or there was no answer at all."""
+        if self.outcome == Outcome.no_answer:
+            return True
+        if self.outcome == Outcome.http_error:
+            return self.status in RETRYABLE_STATUS
+        return self.outcome in (Outcome.tool_error, Outcome.rpc_error) and RETRYABLE.search(self.text) is not None
+
+    @property
+    def repeat(self) -> bool:
+        """The gateway answered with an earlier attempt's result: this attempt acted no second time."""
+        return bool(self.structured and self.structured.get("repeat"))
+
+
+@dataclass
+class ToolCall:
+    """One logical tool call (one call id, one tool, one set of arguments) and all its attempts.
+
+    `ended`, `outcome`, `status`, `text` and `structured` are its final outcome: its last attempt's.
+    """
+
+    tool: str
+    call_id: str
+    started: float
+    started_at: datetime
+    caller: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    ended: float | None = None
+    outcome: str = ""
+    status: int | None = None
+    text: str = ""
+    structured: dict[str, Any] | None = None
+
+    @property
+    def seconds(self) -> float:
+        assert self.ended is not None
+        return self.ended - self.started
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.outcome == Outcome.ok
+
+    def settle(self, attempt: Attempt) -> None:
+        self.ended, self.outcome, self.status = attempt.ended, attempt.outcome, attempt.status
+        self.text, self.structured = attempt.text, attempt.structured
 
 
 @dataclass
@@ -101,15 +169,37 @@ class Ledger:
     def finished(self) -> list[ToolCall]:
         return sorted((c for c in self.tool_calls if c.ended is not None), key=lambda c: c.started)
 
-    def recovered_at(self, since: float, *, run: int) -> float | None:
-        """Start of the first `run` consecutive calls after `since` of which all but one were acknowledged.
+    def attempts(self) -> list[tuple[ToolCall, Attempt]]:
+        """Every finished attempt of every tool call, in the order they started."""
+        made = [(c, a) for c in self.calls for a in c.attempts if a.ended is not None]
+        return sorted(made, key=lambda made: made[1].started)
 
-        One failure is let pass: on a loaded 2-core machine a single call can time out with no fault.
+    def retried(self) -> list[ToolCall]:
+        return [c for c in self.calls if len(c.attempts) > 1]
+
+    def under_way(self, began: float, ended: float, tools: tuple[str, ...]) -> list[tuple[ToolCall, Attempt]]:
+        """Finished attempts of `tools` that were under way at some moment between `began` and `ended`."""
+        return [
+            (call, attempt)
+            for call, attempt in self.attempts()
+            if call.tool in tools and attempt.started <= ended and attempt.ended is not None and attempt.ended >= began
+        ]
+
+    def failed_during(self, began: float, ended: float, tools: tuple[str, ...]) -> list[tuple[ToolCall, Attempt]]:
+        """Attempts under way between `began` and `ended` that failed or were refused."""
+        return [(call, attempt) for call, attempt in self.under_way(began, ended, tools) if not attempt.acknowledged]
+
+    def recovered_at(self, since: float, *, run: int) -> float | None:
+        """Start of the first `run` consecutive attempts after `since` of which all but one were acknowledged.
+
+        Attempts, not calls: a call that failed and then succeeded on its retry has one failed
+        attempt. One failure is let pass: on a loaded 2-core machine a single call can time out with
+        no fault.
         """
-        calls = [c for c in self.finished() if c.started >= since]
-        for first in range(len(calls) - run + 1):
-            window = calls[first : first + run]
-            if sum(not c.acknowledged for c in window) <= 1 and window[0].acknowledged:
+        attempts = [a for _, a in self.attempts() if a.started >= since]
+        for first in range(len(attempts) - run + 1):
+            window = attempts[first : first + run]
+            if sum(not a.acknowledged for a in window) <= 1 and window[0].acknowledged:
                 return window[0].started
         return None
 
@@ -155,10 +245,10 @@ class Load:
         give_up = time.monotonic() + timeout
         while (recovered := self.ledger.recovered_at(since, run=run)) is None:
             if time.monotonic() > give_up:
-                after = [c for c in self.ledger.finished() if c.started >= since]
+                after = [a for _, a in self.ledger.attempts() if a.started >= since]
                 raise AssertionError(
                     f"{self._scenario}: no {run} tool calls in a row succeeded within {timeout:.0f}s after the fault; "
-                    f"{sum(c.acknowledged for c in after)} of {len(after)} calls since then succeeded, "
+                    f"{sum(a.acknowledged for a in after)} of {len(after)} attempts since then succeeded, "
                     f"{self.skipped} ticks skipped; last failures: {[c.text[:120] for c in self.ledger.failed()[-3:]]}"
                 )
             await asyncio.sleep(0.2)
@@ -209,9 +299,20 @@ class Load:
         return answer.status_code == 201
 
     async def _call_tool(self, call: ToolCall, arguments: dict[str, Any]) -> None:
+        """Call the tool, and again while the answer says to try again (same call id, same arguments)."""
+        while True:
+            attempt = await self._attempt(call, arguments)
+            call.settle(attempt)
+            if not attempt.retryable or len(call.attempts) >= TRIES:
+                return
+            if time.monotonic() + RETRY_PAUSE - call.attempts[0].started > RETRY_WITHIN:
+                return
+            await asyncio.sleep(RETRY_PAUSE)
+
+    async def _attempt(self, call: ToolCall, arguments: dict[str, Any]) -> Attempt:
         request = {
             "jsonrpc": "2.0",
-            "id": call.call_id,
+            "id": f"{call.call_id}#{len(call.attempts) + 1}",
             "method": "tools/call",
             "params": {"name": call.tool, "arguments": arguments},
         }
@@ -219,25 +320,30 @@ class Load:
             **self._demo.headers(call.call_id, caller_id_number=call.caller),
             "Accept": "application/json, text/event-stream",
         }
-        call.started, call.started_at = time.monotonic(), datetime.now(UTC)
+        attempt = Attempt(time.monotonic(), datetime.now(UTC))
+        if not call.attempts:
+            call.started, call.started_at = attempt.started, attempt.started_at
+        call.attempts.append(attempt)
         try:
             answer = await self._http.post(self._demo.mcp_url, json=request, headers=headers)
         except httpx.HTTPError as e:
-            call.ended, call.outcome, call.text = time.monotonic(), Outcome.no_answer, f"{type(e).__name__}: {e}"
-            return
-        call.ended, call.status = time.monotonic(), answer.status_code
-        _read_answer(call, answer)
+            attempt.ended, attempt.outcome = time.monotonic(), Outcome.no_answer
+            attempt.text = f"{type(e).__name__}: {e}"
+            return attempt
+        attempt.ended, attempt.status = time.monotonic(), answer.status_code
+        _read_answer(attempt, answer)
+        return attempt
 
 
-def _read_answer(call: ToolCall, answer: httpx.Response) -> None:
+def _read_answer(attempt: Attempt, answer: httpx.Response) -> None:
     if answer.status_code != 200:
-        call.outcome, call.text = Outcome.http_error, answer.text[:1000]
+        attempt.outcome, attempt.text = Outcome.http_error, answer.text[:1000]
         return
     body = answer.json()
     if "error" in body:
-        call.outcome, call.text = Outcome.rpc_error, str(body["error"].get("message", ""))
+        attempt.outcome, attempt.text = Outcome.rpc_error, str(body["error"].get("message", ""))
         return
     result = body["result"]
-    call.text = " ".join(part.get("text", "") for part in result.get("content", []))
-    call.structured = result.get("structuredContent")
-    call.outcome = Outcome.tool_error if result.get("isError") else Outcome.ok
+    attempt.text = " ".join(part.get("text", "") for part in result.get("content", []))
+    attempt.structured = result.get("structuredContent")
+    attempt.outcome = Outcome.tool_error if result.get("isError") else Outcome.ok

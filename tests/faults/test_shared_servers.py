@@ -18,7 +18,7 @@ from switchboard.messaging.requester import KafkaRequester, build_command
 from switchboard.settings import SwitchboardSettings
 from switchboard.testing.proxy import TcpProxy
 from tests.faults.harness import SESSION_TIMEOUT_MS, FaultSystem
-from tests.faults.load import TRANSFER_DESTINATION
+from tests.faults.load import SIDE_EFFECTS, TRANSFER_DESTINATION
 from tests.faults.scenario import under_load
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(360)]
@@ -29,9 +29,12 @@ async def test_a_killed_replica_loses_nothing_and_its_partitions_move(shared_sys
 
     async def kill_one_replica() -> float:
         shared_system.kill(victim)
+        # The fault lasts until the group takes the dead replica's partitions from it: its commands
+        # wait for that, past their deadlines.
+        await asyncio.sleep(2 * SESSION_TIMEOUT_MS / 1000)
         return time.monotonic()
 
-    await under_load(shared_system, "kill-leads-replica", kill_one_replica)
+    await under_load(shared_system, "kill-leads-replica", kill_one_replica, hits=("create_lead",))
     await shared_system.restart(victim)
 
 
@@ -46,13 +49,18 @@ async def test_a_replica_paused_past_its_session_timeout_does_nothing_late(share
             shared_system.system.signal(victim, signal.SIGCONT)
         return time.monotonic()
 
-    await under_load(shared_system, "pause-call-control-replica", pause_one_replica)
+    await under_load(
+        shared_system, "pause-call-control-replica", pause_one_replica, hits=("transfer_call", "hangup_call")
+    )
 
 
 async def test_a_slow_then_cut_database_link_fails_calls_cleanly(
     shared_system: FaultSystem, database_proxy: TcpProxy
 ) -> None:
+    noted: dict[str, float] = {}
+
     async def slow_then_cut() -> float:
+        severed, refused = database_proxy.severed, database_proxy.refused
         try:
             database_proxy.delay(0.3)
             await asyncio.sleep(5)
@@ -60,9 +68,13 @@ async def test_a_slow_then_cut_database_link_fails_calls_cleanly(
             await asyncio.sleep(4)
         finally:
             database_proxy.heal()
+        noted["connections_cut"] = database_proxy.severed - severed
+        noted["connections_refused"] = database_proxy.refused - refused
+        # The services held connections through the proxy when it cut them, and opened new ones it refused.
+        assert noted["connections_cut"] > 0 and noted["connections_refused"] > 0, noted
         return time.monotonic()
 
-    await under_load(shared_system, "database-link-slow-then-cut", slow_then_cut)
+    await under_load(shared_system, "database-link-slow-then-cut", slow_then_cut, hits=SIDE_EFFECTS, noted=noted)
 
 
 @pytest.fixture
