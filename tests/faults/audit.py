@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from gateway.repeats import fingerprint
 from tests.faults.harness import TOOL_TIMEOUT, FaultSystem
 from tests.faults.load import RETRYABLE, SIDE_EFFECTS, Attempt, Ledger, Outcome, ToolCall
 
@@ -66,6 +67,8 @@ class Stored:
     leads_deadlines: dict[str, datetime]
     pbx_actions: list[dict[str, Any]]
     call_actions: list[dict[str, Any]]
+    released_claims: set[str] = field(default_factory=set)
+    """Fingerprints of the gateway's repeat claims released after a service answered `unavailable`."""
 
     @classmethod
     async def read(cls, target: FaultSystem, call_ids: list[str]) -> Stored:
@@ -73,12 +76,14 @@ class Stored:
         account = target.demo.account_id
         of_run = {"account_id": account, "call_id": {"$in": call_ids}}
         processed = await leads_db["processed_commands"].find({"call_id": {"$in": call_ids}}).to_list(None)
+        released = await target.db("gateway")["repeat_claims"].find({"released": True}).to_list(None)
         return cls(
             cases=await leads_db["cases"].find(of_run).to_list(None),
             leads=await leads_db["leads"].find({"account_id": account}).to_list(None),
             leads_deadlines={doc["_id"]: doc["deadline"] for doc in processed},
             pbx_actions=await calls_db["pbx_actions"].find(of_run).to_list(None),
             call_actions=await calls_db["call_actions"].find(of_run).to_list(None),
+            released_claims={doc["fingerprint"] for doc in released},
         )
 
     def counts(self) -> tuple[int, ...]:
@@ -237,12 +242,17 @@ RELEASED_CLAIM = (
 these tests (the database link cut and the server restarts show it)."""
 
 
-def after_released_claims(ledger: Ledger, findings: Findings) -> bool:
-    """Whether there are findings and every one is on a call retried with no retry answered as a repeat.
+def after_released_claims(ledger: Ledger, stored: Stored, account_id: str) -> set[str]:
+    """The calls whose repeat claim the gateway released: their next attempt was a new command."""
+    return {
+        c.call_id
+        for c in ledger.retried()
+        if fingerprint(account_id, c.call_id, c.tool, c.arguments) in stored.released_claims
+    }
 
-    Such a call's retries were new commands to its service: the gateway had released its claim.
-    """
-    released = {c.call_id for c in ledger.retried() if not any(a.repeat for a in c.attempts[1:])}
+
+def all_after_released_claims(findings: Findings, released: set[str]) -> bool:
+    """Whether there are findings and every one is on a call whose repeat claim the gateway released."""
     found = findings.all()
     return bool(found) and all(f.call_id in released for f in found)
 

@@ -2,9 +2,10 @@
 services with side effects (leads, call-control), seeded through the admin APIs with scripts/seed.py.
 
 Each system has its own topic prefix, database names, free ports and secrets, and a consumer
-session timeout of a few seconds (`SESSION_TIMEOUT_MS`) so that a paused replica loses its partitions. The servers it runs
-on are either the shared ones or a private pair started with scripts/infra (`PrivateInfra`), which
-the broker and database restarts need: the shared servers are never stopped.
+session timeout of a few seconds (`SESSION_TIMEOUT_MS`) so that a paused replica loses its
+partitions. The servers it runs on are either the shared ones or a private pair started with
+scripts/infra (`PrivateInfra`), which the broker and database restarts need: the shared servers
+are never stopped.
 """
 
 from __future__ import annotations

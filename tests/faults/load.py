@@ -131,6 +131,7 @@ class ToolCall:
     started: float
     started_at: datetime
     caller: str | None = None
+    arguments: dict[str, Any] = field(default_factory=dict)
     attempts: list[Attempt] = field(default_factory=list)
     ended: float | None = None
     outcome: str = ""
@@ -274,7 +275,8 @@ class Load:
             return
         if tool == "create_lead":
             call.caller = next(self._callers)
-        await self._call_tool(call, self._arguments(call))
+        call.arguments = self._arguments(call)
+        await self._call_tool(call, call.arguments)
 
     def _arguments(self, call: ToolCall) -> dict[str, Any]:
         match call.tool:

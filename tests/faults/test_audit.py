@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from tests.faults import load as load_module
-from tests.faults.audit import Stored, after_released_claims, audit, effects_of_failed_calls
+from gateway.repeats import fingerprint
+from tests.faults.audit import Stored, after_released_claims, all_after_released_claims, audit, effects_of_failed_calls
 from tests.faults.load import Attempt, Ledger, Load, Outcome, ToolCall
 from tests.faults.scenario import assert_took_effect
 
@@ -133,37 +134,43 @@ def test_an_attempt_with_no_answer_is_reported_even_when_its_retry_succeeded() -
     assert findings.unanswered == ["create_lead on c1 (attempt 1): ReadTimeout: "]
 
 
-def test_only_findings_on_retries_the_gateway_did_not_repeat_are_the_known_released_claim_defect() -> None:
+def test_only_findings_on_calls_whose_repeat_claim_was_released_are_the_known_defect() -> None:
     released = tool_call(
         "create_lead",
         "c1",
-        attempt(0, Outcome.tool_error, text=UNAVAILABLE),
+        attempt(0, Outcome.tool_error, text="The service is temporarily unavailable; try again in a moment."),
         attempt(2, Outcome.ok, structured=created("c1")),
     )
-    repeated = tool_call(
+    kept = tool_call(
         "create_lead",
         "c2",
         attempt(0, Outcome.tool_error, text=UNAVAILABLE),
-        attempt(2, Outcome.ok, structured={**created("c2"), "repeat": True}),
+        attempt(2, Outcome.ok, structured=created("c2")),
     )
     once = tool_call("create_lead", "c3", attempt(0, Outcome.ok, structured=created("c3")))
-    ledger = Ledger([released, repeated, once])
+    ledger = Ledger([released, kept, once])
     duplicates = [case("c1", 1), case("c1", 2), case("c2", 1), case("c3", 1)]
     leads = [{"_id": "lead-1", "match_key": "+14155550110", "command_id": "command-c1-1"}]
-    findings = audit(ledger, _with_leads(duplicates, leads))
+    claims = {fingerprint("acc", "c1", "create_lead", {})}
+
+    store = _with_leads(duplicates, leads, claims)
+    findings = audit(ledger, store)
     assert [f.call_id for f in findings.duplicated] == ["c1"]
-    assert after_released_claims(ledger, findings)
-    findings = audit(ledger, _with_leads([*duplicates, case("c2", 2)], leads))
+    assert after_released_claims(ledger, store, "acc") == {"c1"}
+    assert all_after_released_claims(findings, {"c1"})
+    # Without repeat claims at all, or with one the gateway kept, a second case is no known defect.
+    assert after_released_claims(ledger, _with_leads(duplicates, leads, set()), "acc") == set()
+    assert not all_after_released_claims(findings, set())
+    findings = audit(ledger, _with_leads([*duplicates, case("c2", 2)], leads, claims))
     assert [f.call_id for f in findings.duplicated] == ["c1", "c2"]
-    assert not after_released_claims(ledger, findings)
-    findings = audit(ledger, _with_leads([*duplicates, case("c3", 2)], leads))
-    assert not after_released_claims(ledger, findings)
-    assert not after_released_claims(ledger, audit(ledger, _with_leads(duplicates[2:] + [case("c1")], leads)))
+    assert not all_after_released_claims(findings, {"c1"})
+    clean = audit(ledger, _with_leads([*duplicates[2:], case("c1")], leads, claims))
+    assert not clean.problems() and not all_after_released_claims(clean, {"c1"})
 
 
-def _with_leads(cases: list[dict[str, Any]], leads: list[dict[str, Any]]) -> Stored:
+def _with_leads(cases: list[dict[str, Any]], leads: list[dict[str, Any]], released: set[str]) -> Stored:
     with_leads = stored(cases)
-    with_leads.leads = leads
+    with_leads.leads, with_leads.released_claims = leads, released
     with_leads.leads_deadlines[leads[0]["command_id"]] = DEADLINE
     leads[0]["created_at"] = DEADLINE - timedelta(seconds=1)
     return with_leads
