@@ -34,7 +34,7 @@ ANSWER_BOUND = TOOL_TIMEOUT + 15.0
 """Generous: the gateway answers by its deadline; on a loaded 2-core machine the answer can still
 take seconds more to reach the driver. This bound only catches calls left hanging."""
 
-STAMP_TOLERANCE = 0.05
+STAMP_TOLERANCE = 0.5
 """Seconds a stored stamp may trail its command's deadline.
 
 The deadline check and the stamp are both read from the service process's own clock, with no
@@ -48,12 +48,13 @@ The deadline check and the stamp are both read from the service process's own cl
   read together, again with no `await` between, and both clocks run at the same (NTP-slewed) rate.
 
 What lies between is a few Python statements: microseconds. The store keeps milliseconds, cutting
-both stamp and deadline down, which can put a stamp taken microseconds after the deadline 1 ms after
-it. Only the operating system can stretch the gap: by giving both cores to other processes
-between the two statements (on this 2-core machine at a load average of 10 to 30, a runnable
-process waits a few scheduler periods of a few milliseconds each) or a garbage collection of the
-process. 50 ms covers those; a process stopped longer between them (SIGSTOP, swapped out) would
-act late for real, and is reported. Every stamp past its deadline is counted in the figures."""
+both stamp and deadline down, which can put a stamp taken microseconds after the deadline 1 ms
+after it. Only the operating system can stretch the gap, by running other processes on both cores
+while the service waits for its turn between the two statements: on this 2-core machine at a load
+average of 33 a stamp trailed its deadline by 0.35 s, the most seen; in the runs figured in
+docs/reliability.md none did. 0.5 s covers that; a process stopped longer between
+the two (SIGSTOP, swapped out) would act late for real, and is reported. Every stamp past its
+deadline is counted in the figures."""
 
 TRACE = re.compile(r"Traceback|File \"|\bline \d+\b|\b[A-Z][A-Za-z]*(?:Error|Exception)\b|pymongo|aiokafka")
 

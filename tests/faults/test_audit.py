@@ -77,9 +77,11 @@ def test_a_failed_call_may_leave_one_effect_made_in_time() -> None:
 
 def test_an_effect_stamped_after_its_deadline_is_late_even_for_a_failed_call() -> None:
     timed_out = tool_call("create_lead", "c1", attempt(0, Outcome.no_answer, text="ReadTimeout"))
-    findings = audit(Ledger([timed_out]), stored([case("c1", late_by=0.2)]))
+    findings = audit(Ledger([timed_out]), stored([case("c1", late_by=0.6)]))
     assert len(findings.late) == 1 and findings.late[0].startswith("case case-c1-1 at ")
-    assert findings.overdue == [0.2]
+    assert findings.overdue == [0.6]
+    within = audit(Ledger([timed_out]), stored([case("c1", late_by=0.001)]))
+    assert not within.late and within.overdue == [0.001]
 
 
 def test_an_acknowledged_repeat_whose_case_is_missing_is_lost() -> None:
