@@ -52,9 +52,9 @@ both stamp and deadline down, which can put a stamp taken microseconds after the
 after it. Only the operating system can stretch the gap, by running other processes on both cores
 while the service waits for its turn between the two statements: on this 2-core machine at a load
 average of 33 a stamp trailed its deadline by 0.35 s, the most seen; in the runs figured in
-docs/reliability.md none did. 0.5 s covers that; a process stopped longer between
-the two (SIGSTOP, swapped out) would act late for real, and is reported. Every stamp past its
-deadline is counted in the figures."""
+docs/reliability.md none did. 0.5 s covers that; a process stopped longer between the two
+(SIGSTOP, swapped out) would act late for real, and is reported. Every stamp past its deadline is
+counted in the figures."""
 
 TRACE = re.compile(r"Traceback|File \"|\bline \d+\b|\b[A-Z][A-Za-z]*(?:Error|Exception)\b|pymongo|aiokafka")
 
@@ -240,7 +240,7 @@ RELEASED_CLAIM = (
     "acts a second time, or is refused, or is told an action that will never happen is under way"
 )
 """A known defect of the gateway's repeat claims and the services' `unavailable` answers, found by
-these tests (the database link cut and the server restarts show it)."""
+these tests: the database link cut shows it in every run, the database restart did once."""
 
 
 def after_released_claims(ledger: Ledger, stored: Stored, account_id: str) -> set[str]:
